@@ -1,0 +1,146 @@
+"""The test world, after healthchecks' alice/bob/charlie.
+
+Two tenants with look-alike data: ``acme`` (alice owns it, bob is a member) and ``globex`` (dana
+owns it). Both have a contact with the same e-mail and the same ManyChat id, a payment with the
+same event id and a ManyChat integration with the same webhook secret, so every test about data
+is a test about isolation too. charlie is signed up but belongs to no tenant; oscar is staff.
+
+On PostgreSQL (``DATABASE_URL`` + ``MIGRATE_DATABASE_URL``) the test database is created and
+migrated by the owner, then the runtime role is set up on it with ``setup_app_role`` and every
+test runs connected as that role, with row-level security in force.
+"""
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection, connections
+
+from tenants.context import tenant_context
+
+ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+RUNS_AS_RUNTIME_ROLE = ON_POSTGRES and "owner" in settings.DATABASES and (
+    settings.DATABASES["owner"].get("USER") != settings.DATABASES["default"].get("USER")
+)
+
+requires_postgres = pytest.mark.skipif(
+    not RUNS_AS_RUNTIME_ROLE,
+    reason="needs PostgreSQL as a restricted role: set DATABASE_URL and MIGRATE_DATABASE_URL (see README)",
+)
+
+SHARED_WEBHOOK_SECRET = "whsec_look-alike-secret-0123456789"
+SHARED_EMAIL = "pat@example.com"
+SHARED_MC_ID = "mc-4242"
+SHARED_EVENT_ID = "evt_same_everywhere"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb,
+                    django_db_modify_db_settings):
+    """pytest-django's database setup, plus the owner alias, plus the runtime role's grants.
+
+    The runtime alias mirrors the owner's test database, so the owner must always be set up even
+    though tests only ask for "default"; then ``setup_app_role`` grants the runtime role its rights
+    on the fresh database, and every test connects as that role."""
+    from django.test.utils import setup_databases, teardown_databases
+    from pytest_django.fixtures import _get_databases_for_setup
+
+    aliases, serialized_aliases = _get_databases_for_setup(request.session.items)
+    if "owner" in settings.DATABASES:
+        aliases = set(aliases) | {"owner"}
+    keepdb = django_db_keepdb and not django_db_createdb
+    with django_db_blocker.unblock():
+        db_cfg = setup_databases(
+            verbosity=request.config.option.verbose, interactive=False, aliases=aliases,
+            serialized_aliases=serialized_aliases, keepdb=keepdb,
+        )
+        if RUNS_AS_RUNTIME_ROLE:
+            runtime = settings.DATABASES["default"]
+            with open(os.devnull, "w") as devnull:
+                call_command(
+                    "setup_app_role", runtime["USER"], password=runtime.get("PASSWORD") or "test",
+                    database="owner", stdout=devnull,
+                )
+            connections["owner"].close()
+    yield
+    if not keepdb:
+        with django_db_blocker.unblock():
+            connections.close_all()  # the runtime role's session would keep the database in use
+            teardown_databases(db_cfg, verbosity=request.config.option.verbose)
+
+
+@dataclass
+class World:
+    acme: object
+    globex: object
+    alice: object  # owner of acme
+    bob: object  # member of acme
+    charlie: object  # no tenant
+    dana: object  # owner of globex
+    oscar: object  # staff
+
+
+def make_user(username, **extra):
+    User = get_user_model()
+    user = User.objects.create_user(username=username, email=f"{username}@example.com", password="pw-" + username * 2, **extra)
+    return user
+
+
+def populate(tenant, owner, member=None):
+    from contacts.models import Contact, Payment, PendingSignup
+    from integrations.models import TenantIntegration
+    from tenants.models import Membership
+    from webhooks.models import WebhookLog
+
+    with tenant_context(tenant):
+        Membership.objects.create(user=owner, role=Membership.Role.OWNER)
+        if member:
+            Membership.objects.create(user=member, role=Membership.Role.MEMBER)
+        contact = Contact.objects.create(email=SHARED_EMAIL, first_name="Pat", source="manychat", mc_id=SHARED_MC_ID)
+        Payment.objects.create(
+            contact=contact, amount=Decimal("49.00"), currency="eur", source="stripe",
+            external_id="pi_same", payment_event_id=SHARED_EVENT_ID,
+        )
+        PendingSignup.objects.create(contact=contact, source="zoom", external_id="reg-1")
+        integration = TenantIntegration(provider="manychat")
+        integration.set_values({"api_key": f"mc-api-key-of-{tenant.slug}-0000"})
+        integration.set_webhook_secret(SHARED_WEBHOOK_SECRET)
+        integration.save()
+        WebhookLog.objects.create(
+            source="manychat", event_id=SHARED_EVENT_ID, event_type="subscriber", body=b'{"id": "mc-4242"}',
+            headers={"X-Webhook-Token": "[redacted]"},
+        )
+
+
+@pytest.fixture
+def world(db):
+    from tenants.models import Tenant
+
+    acme = Tenant.objects.create(slug="acme", name="Acme", report_email="boss@acme.test")
+    globex = Tenant.objects.create(slug="globex", name="Globex", report_email="boss@globex.test")
+    w = World(
+        acme=acme, globex=globex,
+        alice=make_user("alice"), bob=make_user("bob"), charlie=make_user("charlie"), dana=make_user("dana"),
+        oscar=make_user("oscar", is_staff=True, is_superuser=True),
+    )
+    populate(acme, w.alice, w.bob)
+    populate(globex, w.dana)
+    return w
+
+
+@pytest.fixture
+def db_tenant_setting():
+    """What PostgreSQL currently holds as the tenant and operator settings of this connection."""
+
+    def read():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('app.tenant_id', true), current_setting('app.operator', true)"
+            )
+            return tuple(value or "" for value in cursor.fetchone())
+
+    return read

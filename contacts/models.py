@@ -1,0 +1,123 @@
+"""What webhooks and syncs produce for a tenant: people, money and the sign-up queue.
+
+Every external id is unique per tenant (the same ManyChat id at two tenants is two contacts), so
+handlers can upsert on it and a concurrent duplicate hits the database's unique key, not a race.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from tenants.models import Tenant, TenantOwned
+
+
+class Contact(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts")
+    email = models.EmailField(blank=True, default="", help_text="Stored lowercased.")
+    first_name = models.CharField(max_length=150, blank=True, default="")
+    last_name = models.CharField(max_length=150, blank=True, default="")
+    phone = models.CharField(max_length=40, blank=True, default="")
+    source = models.CharField(max_length=32, help_text="The platform this contact first came from.")
+    mc_id = models.CharField("ManyChat subscriber id", max_length=64, blank=True, default="")
+    ghl_id = models.CharField("GoHighLevel contact id", max_length=64, blank=True, default="")
+    custom_fields = models.JSONField(default=dict, blank=True)
+    activity = models.JSONField(default=list, blank=True, help_text="Check-ins, transfers and the like.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwned.Meta):
+        db_table = "contacts_contact"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "email"], condition=~Q(email=""), name="contact_unique_email"),
+            models.UniqueConstraint(fields=["tenant", "mc_id"], condition=~Q(mc_id=""), name="contact_unique_mc_id"),
+            models.UniqueConstraint(fields=["tenant", "ghl_id"], condition=~Q(ghl_id=""), name="contact_unique_ghl_id"),
+        ]
+
+    def __str__(self):
+        return self.email or self.full_name or f"contact {self.pk}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def save(self, *args, **kwargs):
+        self.email = (self.email or "").strip().lower()
+        super().save(*args, **kwargs)
+
+
+class Payment(TenantOwned):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        REFUNDED = "refunded"
+        PARTIALLY_REFUNDED = "partially_refunded"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="payments")
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="payments")
+    # Major units (12.50 EUR, 1000 JPY). Three places hold every ISO 4217 currency (KWD has 3).
+    amount = models.DecimalField(max_digits=15, decimal_places=3)
+    amount_refunded = models.DecimalField(max_digits=15, decimal_places=3, default=0)
+    currency = models.CharField(max_length=3, help_text="ISO 4217, upper case.")
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.SUCCEEDED)
+    source = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=255, blank=True, default="", help_text="The platform's payment id.")
+    payment_event_id = models.CharField(
+        max_length=255, help_text="Idempotency key: the platform event (or payment) this row was made from."
+    )
+    description = models.CharField(max_length=255, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwned.Meta):
+        db_table = "contacts_payment"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "payment_event_id"], name="payment_unique_event"),
+        ]
+        indexes = [models.Index(fields=["tenant", "source", "external_id"], name="payment_external_idx")]
+
+    def __str__(self):
+        return f"{self.amount} {self.currency} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        self.currency = (self.currency or "").upper()
+        super().save(*args, **kwargs)
+
+
+class PendingSignup(TenantOwned):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DISMISSED = "dismissed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="pending_signups")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="pending_signups")
+    source = models.CharField(max_length=32)
+    external_id = models.CharField(
+        max_length=255, blank=True, default="", help_text="What the platform calls this sign-up (registration, order)."
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwned.Meta):
+        db_table = "contacts_pendingsignup"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "source", "external_id"], condition=~Q(external_id=""), name="signup_unique_external"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "status"], name="signup_status_idx")]
+
+    def __str__(self):
+        return f"{self.contact} via {self.source} ({self.status})"

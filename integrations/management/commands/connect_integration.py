@@ -1,0 +1,88 @@
+import logging
+import sys
+
+from django.core.management.base import CommandError
+
+from engarde.commands import Command as BaseCommand
+from integrations.models import TenantIntegration
+from integrations.registry import PROVIDERS, UnknownProvider, get_provider
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+audit_log = logging.getLogger("engarde.audit")
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise CommandError(f"--set takes KEY=VALUE, got {text.split('=')[0]!r}")
+    return key.strip(), value
+
+
+class Command(BaseCommand):
+    help = (
+        "Connect (or update) a platform for a tenant and activate it. Prints the webhook URL as the "
+        "last line when the platform sends webhooks. A value of '-' is read from standard input, "
+        "so secrets need not appear in the shell history."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("provider", help=f"One of: {', '.join(PROVIDERS)}")
+        parser.add_argument("--webhook-secret", help="The platform's signing secret (generated for token platforms).")
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="values")
+
+    def handle(self, slug, provider, webhook_secret, values, **options):
+        try:
+            provider_obj = get_provider(provider)
+        except UnknownProvider:
+            raise CommandError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}") from None
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            raise CommandError(f"no tenant with slug {slug!r}")
+        assignments = dict(parse_assignment(v) for v in values)
+        known = {f.name for f in provider_obj.credential_fields}
+        unknown = sorted(set(assignments) - known)
+        if unknown:
+            raise CommandError(
+                f"{provider} has no field {', '.join(unknown)}; its fields: {', '.join(sorted(known)) or 'none'}"
+            )
+        if webhook_secret is not None and not provider_obj.receives_webhooks:
+            raise CommandError(f"{provider} sends no webhooks; --webhook-secret does not apply")
+        stdin_value = None
+        for key, value in list(assignments.items()) + [("webhook_secret", webhook_secret)]:
+            if value == "-":
+                stdin_value = stdin_value if stdin_value is not None else sys.stdin.readline().rstrip("\n")
+                if key == "webhook_secret":
+                    webhook_secret = stdin_value
+                else:
+                    assignments[key] = stdin_value
+        if webhook_secret is not None and not webhook_secret.strip():
+            raise CommandError("--webhook-secret must not be empty")
+
+        generated = None
+        with tenant_context(tenant):
+            integration, created = TenantIntegration.objects.get_or_create(provider=provider)
+            changed = integration.set_values(assignments)
+            if webhook_secret is not None:
+                integration.set_webhook_secret(webhook_secret.strip())
+                changed.append("webhook_secret")
+            elif provider_obj.generates_webhook_secret and not integration.webhook_secret:
+                generated = TenantIntegration.generate_token()
+                integration.set_webhook_secret(generated)
+                changed.append("webhook_secret")
+            integration.is_active = True
+            integration.save()
+            missing = integration.missing_fields()
+        # Field names only: values, secret or not, never reach the log.
+        audit_log.info(
+            "integration %s of tenant %s %s (%s)",
+            provider, tenant.slug, "created" if created else "updated", ", ".join(changed) or "no change",
+        )
+        self.stdout.write(f"{provider_obj.label} {'connected' if created else 'updated'} for {tenant.slug}")
+        if missing:
+            self.stdout.write(f"still missing: {', '.join(missing)}")
+        if generated:
+            self.stdout.write(f"webhook token (shown once, keep it in the platform's settings): {generated}")
+        if provider_obj.receives_webhooks:
+            self.stdout.write(integration.webhook_url)

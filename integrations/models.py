@@ -1,0 +1,129 @@
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from integrations.crypto import EncryptedJSONField, EncryptedTextField
+from integrations.registry import PROVIDER_CHOICES, get_provider
+from tenants.models import Tenant, TenantOwned
+
+
+def webhook_url(tenant, provider_name: str) -> str:
+    """The URL a platform posts to for this tenant. Built on the stable tenant id, so renaming a
+    slug never breaks a platform's configuration."""
+    return f"{settings.PUBLIC_BASE_URL}/api/webhooks/{tenant.pk}/{provider_name}/"
+
+
+def mask(value: str) -> str:
+    """What may be shown of a saved secret: that it exists and, for long ones, its last 4 characters."""
+    if not value:
+        return ""
+    return f"configured, ends in …{value[-4:]}" if len(value) >= 16 else "configured"
+
+
+class TenantIntegration(TenantOwned):
+    """One tenant's connection to one platform: its credentials (encrypted), its webhook secret
+    (encrypted; the previous one stays valid until ``previous_webhook_secret_expires_at``), and
+    plain settings such as a GoHighLevel location id or a Brevo list id."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="integrations")
+    provider = models.CharField(max_length=32, choices=PROVIDER_CHOICES)
+    credentials = EncryptedJSONField(help_text="Secret credential values, encrypted at rest.")
+    webhook_secret = EncryptedTextField(blank=True, default="")
+    previous_webhook_secret = EncryptedTextField(blank=True, default="")
+    previous_webhook_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    settings = models.JSONField(default=dict, blank=True, help_text="Non-secret values (location id, list id…).")
+    is_active = models.BooleanField(default=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwned.Meta):
+        db_table = "integrations_tenantintegration"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "provider"], name="integration_unique_tenant_provider")
+        ]
+        ordering = ["provider"]
+
+    def __str__(self):
+        return f"{self.provider_obj.label} for {self.tenant_id}"
+
+    @property
+    def provider_obj(self):
+        return get_provider(self.provider)
+
+    @property
+    def webhook_url(self) -> str:
+        return webhook_url(self.tenant, self.provider)
+
+    # --- credentials ---------------------------------------------------------------------
+    def value(self, name: str) -> str:
+        """A credential or setting by its registry name (secret or not)."""
+        field = self.provider_obj.field(name)
+        if field is None:
+            raise KeyError(name)
+        return (self.credentials if field.secret else self.settings).get(name, "")
+
+    def set_values(self, values: dict[str, str]) -> list[str]:
+        """Store registry fields: secrets into ``credentials``, the rest into ``settings``.
+        An empty value leaves a saved secret as it is (secrets are write-only). Returns the names
+        that changed, never their values."""
+        provider = self.provider_obj
+        changed = []
+        credentials = dict(self.credentials)
+        plain = dict(self.settings)
+        for name, value in values.items():
+            field = provider.field(name)
+            if field is None:
+                raise KeyError(name)
+            value = (value or "").strip()
+            target = credentials if field.secret else plain
+            if field.secret and not value:
+                continue
+            if target.get(name, "") != value:
+                target[name] = value
+                changed.append(name)
+        self.credentials, self.settings = credentials, plain
+        return changed
+
+    def missing_fields(self) -> list[str]:
+        missing = [f.name for f in self.provider_obj.credential_fields if f.required and not self.value(f.name)]
+        if self.provider_obj.receives_webhooks and not self.webhook_secret:
+            missing.append("webhook_secret")
+        return missing
+
+    @property
+    def is_configured(self) -> bool:
+        return not self.missing_fields()
+
+    def masked(self, name: str) -> str:
+        return mask(self.webhook_secret if name == "webhook_secret" else self.value(name))
+
+    # --- webhook secret --------------------------------------------------------------------
+    @staticmethod
+    def generate_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    def set_webhook_secret(self, new_secret: str, grace: timedelta | None = None) -> None:
+        """Replace the webhook secret. With ``grace``, the old one keeps verifying deliveries
+        until then, so a rotation loses nothing in flight."""
+        if grace and self.webhook_secret:
+            self.previous_webhook_secret = self.webhook_secret
+            self.previous_webhook_secret_expires_at = timezone.now() + grace
+        else:
+            self.previous_webhook_secret = ""
+            self.previous_webhook_secret_expires_at = None
+        self.webhook_secret = new_secret
+
+    def valid_webhook_secrets(self, now=None) -> list[str]:
+        """The secrets a delivery may be signed with right now, current first."""
+        now = now or timezone.now()
+        found = [self.webhook_secret] if self.webhook_secret else []
+        expires = self.previous_webhook_secret_expires_at
+        if self.previous_webhook_secret and expires and now < expires:
+            found.append(self.previous_webhook_secret)
+        return found

@@ -1,0 +1,27 @@
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tenants.models import Tenant
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Tenant
+        fields = ["id", "slug", "name", "owner_name", "report_email", "timezone", "is_active", "created_at", "role"]
+
+    def get_role(self, tenant) -> str:
+        request = self.context["request"]
+        membership = getattr(request._request, "membership", None)
+        return membership.role if membership else ("staff" if request.user.is_staff else "")
+
+
+class CurrentTenantView(APIView):
+    """The tenant this request acts for."""
+
+    serializer_class = TenantSerializer
+
+    def get(self, request):
+        return Response(TenantSerializer(request._request.tenant, context={"request": request}).data)

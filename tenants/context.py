@@ -1,0 +1,110 @@
+"""Which tenant the current code acts for, in Python and in PostgreSQL.
+
+``tenant_context(tenant)`` is the one way in: it opens a transaction, tells PostgreSQL the tenant
+transaction-locally (``set_config('app.tenant_id', ..., true)``, safe with pgbouncer in
+transaction mode) and sets a context variable that the fail-closed ORM manager reads. Leaving the
+block restores whatever was active before, so nothing leaks into the next request or task that
+reuses the connection or the thread.
+
+``operator_context(reason)`` is the explicit, logged way to act across tenants (admin, beat
+fan-out, key rotation). It sets ``app.operator = 'on'``, which the RLS policies accept.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+audit_log = logging.getLogger("engarde.audit")
+
+
+class TenantNotSet(RuntimeError):
+    """A tenant-owned model was queried with no tenant (and no operator context) active."""
+
+
+@dataclass(frozen=True)
+class _Scope:
+    tenant_id: str | None = None
+    operator: bool = False
+    reason: str = ""
+
+
+_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar("engarde_tenant_scope", default=_Scope())
+
+
+def current_tenant_id() -> str | None:
+    return _scope.get().tenant_id
+
+
+def is_operator() -> bool:
+    return _scope.get().operator
+
+
+def _set_db(tenant_id: str | None, operator: bool, using: str) -> None:
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('app.tenant_id', %s, true), set_config('app.operator', %s, true)",
+            [tenant_id or "", "on" if operator else ""],
+        )
+
+
+@contextmanager
+def _enter(scope: _Scope, using: str) -> Iterator[None]:
+    previous = _scope.get()
+    connection = connections[using]
+    # The outermost transaction clears a transaction-local setting when it ends; a nested block
+    # (a savepoint inside a request, a task or a test) must put the previous value back itself.
+    nested = connection.in_atomic_block
+    with transaction.atomic(using=using):
+        _set_db(scope.tenant_id, scope.operator, using)
+        token = _scope.set(scope)
+        try:
+            yield
+        finally:
+            _scope.reset(token)
+            # A broken transaction refuses every statement, and is about to roll back anyway.
+            if nested and not connection.needs_rollback:
+                _set_db(previous.tenant_id, previous.operator, using)
+
+
+def _tenant_id(tenant) -> str:
+    tenant_id = getattr(tenant, "pk", tenant)
+    if tenant_id is None:
+        raise TenantNotSet("tenant_context needs a saved tenant")
+    return str(tenant_id)
+
+
+@contextmanager
+def tenant_context(tenant, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Act for one tenant (a ``Tenant`` or its id) inside a transaction."""
+    with _enter(_Scope(tenant_id=_tenant_id(tenant)), using):
+        yield
+
+
+@contextmanager
+def operator_context(reason: str, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Act across tenants. Logged with its reason; use only for operator work."""
+    if not reason:
+        raise ValueError("operator_context needs a reason; it is written to the audit log")
+    audit_log.info("operator context entered: %s", reason)
+    with _enter(_Scope(operator=True, reason=reason), using):
+        yield
+
+
+@contextmanager
+def user_context(user_id, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Let PostgreSQL show one user's own memberships (and nothing else) before a tenant is known."""
+    with transaction.atomic(using=using):
+        connection = connections[using]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('app.user_id', %s, true)", [str(user_id)])
+        yield

@@ -1,0 +1,56 @@
+import logging
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError
+from django.core.validators import validate_email
+from django.db import transaction
+
+from engarde.commands import Command as BaseCommand
+from tenants.context import tenant_context
+from tenants.models import ApiToken, Membership, Tenant
+
+audit_log = logging.getLogger("engarde.audit")
+
+
+class Command(BaseCommand):
+    help = "Add a user to a tenant (creating the user if needed). Prints a new API token as the last line."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("email")
+        parser.add_argument("--role", choices=[r.value for r in Membership.Role], default=Membership.Role.MEMBER)
+        parser.add_argument("--password", help="Sets the user's password (otherwise unusable until reset).")
+
+    def handle(self, slug, email, role, password, **options):
+        email = email.strip().lower()
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise CommandError(f"not an e-mail address: {email!r}") from None
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            raise CommandError(f"no tenant with slug {slug!r}")
+        User = get_user_model()
+        with transaction.atomic():
+            user = User.objects.filter(username=email).first()
+            if user is None:
+                user = User(username=email, email=email)
+                user.set_unusable_password()
+                created = True
+            else:
+                created = False
+            if password is not None:
+                try:
+                    validate_password(password, user)
+                except ValidationError as exc:
+                    raise CommandError("password refused: " + " ".join(exc.messages)) from None
+                user.set_password(password)
+            user.save()
+            with tenant_context(tenant):
+                membership, _ = Membership.objects.update_or_create(user=user, defaults={"role": role})
+            _, key = ApiToken.issue(user, name=f"add_tenant_user {tenant.slug}")
+        audit_log.info("user %s %s as %s of tenant %s", user.pk, "created" if created else "added", role, tenant.slug)
+        self.stdout.write(f"{email} is {membership.role} of {tenant.slug}; API token (shown once):")
+        self.stdout.write(key)

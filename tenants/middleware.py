@@ -1,0 +1,33 @@
+from tenants.authentication import authenticate_bearer
+from tenants.context import tenant_context
+from tenants.resolution import resolve_request_tenant
+
+# Paths that pick their tenant themselves: the admin works in an operator context, and webhook
+# receivers take the tenant from the URL and prove it with the tenant's secret.
+SELF_SCOPED_PREFIXES = ("/admin/", "/api/webhooks/", "/static/")
+
+
+class TenantMiddleware:
+    """Runs each signed-in request inside ``tenant_context`` of the tenant it acts for.
+
+    Sets ``request.tenant`` and ``request.membership`` (``None`` when there is none). Bearer tokens
+    are checked here, not only in DRF, so pages and the API resolve a tenant the same way.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.tenant = None
+        request.membership = None
+        request.tenant_refused = False
+        if request.path.startswith(SELF_SCOPED_PREFIXES):
+            return self.get_response(request)
+        authenticate_bearer(request)
+        resolution = resolve_request_tenant(request)
+        request.tenant_refused = resolution.refused
+        if resolution.tenant is None:
+            return self.get_response(request)
+        request.tenant, request.membership = resolution.tenant, resolution.membership
+        with tenant_context(resolution.tenant):
+            return self.get_response(request)

@@ -1,0 +1,53 @@
+"""Which tenant a signed-in request acts for.
+
+- A user with memberships acts for the tenant named by ``?tenant=<slug or id>`` (or the
+  ``X-Tenant`` header, or the tenant picked earlier in the session) when it is one of theirs; with
+  none named, for their earliest membership. Naming a tenant that is not theirs gives no tenant.
+- Staff must name a tenant; they may name any.
+- Anyone else (anonymous, or a user with no membership) has no tenant: tenant views answer 403,
+  never "everything".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tenants.models import Membership, Tenant
+
+SESSION_KEY = "tenant"
+
+
+@dataclass
+class Resolution:
+    tenant: Tenant | None = None
+    membership: Membership | None = None
+    # True when the request named a tenant the user may not act for.
+    refused: bool = False
+
+
+def requested_tenant_key(request) -> str:
+    return (
+        request.GET.get("tenant")
+        or request.headers.get("X-Tenant")
+        or (request.session.get(SESSION_KEY, "") if hasattr(request, "session") else "")
+    )
+
+
+def resolve_request_tenant(request) -> Resolution:
+    user = request.user
+    if not user.is_authenticated:
+        return Resolution()
+    key = requested_tenant_key(request)
+    if user.is_staff:
+        tenant = Tenant.resolve(key, active_only=False) if key else None
+        return Resolution(tenant=tenant, refused=bool(key) and tenant is None)
+    memberships = Membership.of_user(user)
+    if key:
+        key = key.lower()
+        for membership in memberships:
+            if key in (membership.tenant.slug, str(membership.tenant.pk)):
+                return Resolution(tenant=membership.tenant, membership=membership)
+        return Resolution(refused=True)
+    if memberships:
+        return Resolution(tenant=memberships[0].tenant, membership=memberships[0])
+    return Resolution()

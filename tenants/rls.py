@@ -1,0 +1,73 @@
+"""The database wall: PostgreSQL row-level security for tenant-owned tables.
+
+Each migration that creates a tenant-owned model adds ``EnableRowLevelSecurity("model")``. The
+policy admits a row when its ``tenant_id`` is the transaction's ``app.tenant_id`` (set by
+``tenant_context``) or when an operator context is active (``app.operator = 'on'``). Unset
+settings read as '' and match nothing, so a connection with no tenant sees no rows and can insert
+none. ``FORCE`` applies the policy to the tables' owner too; only superusers and BYPASSRLS roles
+skip it, and the runtime role is neither (``setup_app_role``). On SQLite the operation does nothing:
+there the ORM wall stands alone.
+"""
+
+from django.db import migrations
+
+POLICY_NAME = "tenant_isolation"
+
+TENANT_MATCH = (
+    "(tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid "
+    "OR current_setting('app.operator', true) = 'on')"
+)
+
+
+class EnableRowLevelSecurity(migrations.operations.base.Operation):
+    reversible = True
+    reduces_to_sql = True
+
+    def __init__(self, model_name: str, extra_read_condition: str = ""):
+        self.model_name = model_name
+        # An extra USING condition for reads only (memberships: a user sees their own).
+        self.extra_read_condition = extra_read_condition
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def _table(self, app_label, state):
+        return state.apps.get_model(app_label, self.model_name)._meta.db_table
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        table = schema_editor.quote_name(self._table(app_label, to_state))
+        using = TENANT_MATCH
+        if self.extra_read_condition:
+            using = f"({TENANT_MATCH} OR {self.extra_read_condition})"
+        schema_editor.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        schema_editor.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+        schema_editor.execute(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}")
+        schema_editor.execute(
+            f"CREATE POLICY {POLICY_NAME} ON {table} USING {using} WITH CHECK {TENANT_MATCH}"
+        )
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        table = schema_editor.quote_name(self._table(app_label, from_state))
+        schema_editor.execute(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}")
+        schema_editor.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+        schema_editor.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+
+    def describe(self):
+        return f"Enable row-level security on {self.model_name}"
+
+    @property
+    def migration_name_fragment(self):
+        return f"rls_{self.model_name.lower()}"
+
+    def deconstruct(self):
+        kwargs = {"model_name": self.model_name}
+        if self.extra_read_condition:
+            kwargs["extra_read_condition"] = self.extra_read_condition
+        return (self.__class__.__qualname__, [], kwargs)
+
+
+MEMBERSHIP_OWN_ROWS = "user_id = NULLIF(current_setting('app.user_id', true), '')::bigint"

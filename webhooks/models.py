@@ -1,0 +1,85 @@
+"""The raw store of every webhook delivery and its state machine.
+
+States: ``received → processing → processed``; ``→ failed`` (will retry) ``→ dead``; ``rejected``
+(verification failed: kept for operators, never processed); ``ignored`` (verified, but an event
+type nobody handles) and ``malformed`` (verified, but not JSON): both kept and visible.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from tenants.models import Tenant, TenantOwned
+
+# Header values we never store (they carry or derive from a secret).
+REDACTED_HEADERS = frozenset(
+    {
+        "authorization",
+        "cookie",
+        "x-webhook-token",
+        "stripe-signature",
+        "x-zm-signature",
+        "x-posh-signature",
+        "x-ghl-signature",
+        "x-wh-signature",
+        "x-api-key",
+        "api-key",
+        "proxy-authorization",
+    }
+)
+REDACTED = "[redacted]"
+
+
+def redact_headers(headers) -> dict[str, str]:
+    return {name: (REDACTED if name.lower() in REDACTED_HEADERS else value) for name, value in headers.items()}
+
+
+class WebhookLog(TenantOwned):
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSING = "processing"
+        PROCESSED = "processed"
+        FAILED = "failed"
+        DEAD = "dead"
+        REJECTED = "rejected"
+        IGNORED = "ignored"
+        MALFORMED = "malformed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_logs")
+    source = models.CharField(max_length=32, help_text="The provider that sent it.")
+    event_id = models.CharField(max_length=255, help_text="The sender's id, or a documented derived key.")
+    event_type = models.CharField(max_length=128, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    headers = models.JSONField(default=dict, blank=True, help_text="Request headers, secrets redacted.")
+    body = models.BinaryField(help_text="The raw request body, byte for byte.")
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    delivery_count = models.PositiveIntegerField(default=1, help_text="How often the sender delivered this event.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts.")
+    error = models.TextField(blank=True, default="", help_text="Why it was rejected or why processing failed.")
+    received_at = models.DateTimeField(auto_now_add=True)
+    last_delivery_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantOwned.Meta):
+        db_table = "webhooks_webhooklog"
+        ordering = ["-received_at"]
+        constraints = [
+            # Rejected deliveries never claim an event id: a forged delivery must not be able to
+            # make the genuine one look like a duplicate.
+            models.UniqueConstraint(
+                fields=["tenant", "source", "event_id"],
+                condition=~Q(status="rejected"),
+                name="webhooklog_unique_event",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "source", "received_at"], name="webhooklog_source_idx"),
+            models.Index(fields=["status", "updated_at"], name="webhooklog_status_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.source} {self.event_type or '?'} {self.event_id} ({self.status})"
+
+    @property
+    def body_text(self) -> str:
+        return bytes(self.body).decode("utf-8", errors="replace")

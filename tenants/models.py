@@ -78,7 +78,7 @@ class TenantOwned(models.Model):
         if self.tenant_id is None:
             if active is None:
                 raise TenantNotSet(f"Cannot create {type(self).__name__} without an active tenant")
-            self.tenant_id = active
+            self.tenant_id = uuid.UUID(active)
         elif active is not None and str(self.tenant_id) != active:
             raise TenantNotSet(f"{type(self).__name__} of another tenant cannot be written here")
         # A relation to another tenant-owned row must stay inside the tenant.

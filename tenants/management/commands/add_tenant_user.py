@@ -24,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="Sets the user's password (otherwise unusable until reset).")
 
     def handle(self, slug, email, role, password, **options):
+        # call_command(role=...) skips argparse's choices: check here too.
+        if role not in Membership.Role.values:
+            raise CommandError(f"unknown role {role!r}; use one of: {', '.join(Membership.Role.values)}")
         email = email.strip().lower()
         try:
             validate_email(email)

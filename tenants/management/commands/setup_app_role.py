@@ -14,6 +14,8 @@ from psycopg import sql
 from engarde.commands import Command as BaseCommand
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# PostgreSQL refuses these itself, with an error that quotes the statement (and its password).
+RESERVED_ROLE_NAME = re.compile(r"^(pg_.*|public|none)$")
 
 
 class Command(BaseCommand):
@@ -31,8 +33,10 @@ class Command(BaseCommand):
         connection = connections[alias]
         if connection.vendor != "postgresql":
             raise CommandError("setup_app_role needs PostgreSQL (DATABASE_URL or MIGRATE_DATABASE_URL)")
-        if not ROLE_NAME.match(role):
+        if not ROLE_NAME.fullmatch(role):  # fullmatch: "$" would let a trailing newline through
             raise CommandError("role name must be lowercase letters, digits and underscores, starting with a letter")
+        if RESERVED_ROLE_NAME.match(role):
+            raise CommandError(f"role name {role!r} is reserved by PostgreSQL (public, none, pg_…)")
         if not password:
             raise CommandError("--password must not be empty")
         with connection.cursor() as cursor:

@@ -1,0 +1,44 @@
+# Two commands: `make run` (the embedded default, with a demo tenant) and `make test`.
+# Everything else here is what those two need. See README.md.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Django 6 needs Python >= 3.12: take the first one found (PATH, then pyenv's versions).
+PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 /root/.pyenv/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
+
+.PHONY: run test venv dev-deps migrate clean
+
+$(VENV)/.installed: requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6); none was found." >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# The project root on the venv's path, so pytest's early plugin and tools import it.
+	@$(PY) -c 'import site, os; open(os.path.join(site.getsitepackages()[0], "engarde-project.pth"), "w").write(os.getcwd() + "\n")'
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+dev-deps: $(VENV)/.installed-dev
+
+# The embedded default: SQLite in var/, tasks in-process, e-mail to the console, DEBUG on.
+run: export DEBUG ?= true
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# With no DATABASE_URL the suite runs on SQLite and lists the PostgreSQL tests it skipped (and why).
+test: dev-deps
+	@if [ -z "$$DATABASE_URL" ]; then echo "make test: no DATABASE_URL, running on SQLite; tests that need PostgreSQL are skipped (listed below)."; fi
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) var/db.sqlite3 .pytest_cache

@@ -196,3 +196,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Messages live in the server-side session, not a cookie: the one message that shows a newly
+# generated webhook token must not travel in a (signed, not encrypted) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"

@@ -15,7 +15,8 @@ audit_log = logging.getLogger("engarde.audit")
 def parse_assignment(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise CommandError(f"--set takes KEY=VALUE, got {text.split('=')[0]!r}")
+        # The argument itself is not echoed: it may be a secret pasted without its key.
+        raise CommandError("--set takes KEY=VALUE (an argument had no key or no '=')")
     return key.strip(), value
 
 

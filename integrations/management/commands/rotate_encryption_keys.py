@@ -21,10 +21,16 @@ class Command(BaseCommand):
         count = 0
         try:
             with operator_context("rotate_encryption_keys"):
-                for integration in TenantIntegration.objects.order_by("pk").iterator(chunk_size=500):
-                    # Loading decrypts with whichever key matches; saving encrypts with the newest.
-                    integration.save(update_fields=ENCRYPTED_FIELDS)
-                    count += 1
+                # Batches by primary key, each fetched in full: an .iterator() would hold a
+                # server-side cursor that, after a failure, outlives the rolled-back block and
+                # breaks the connection's next transaction when it is finally closed.
+                last_pk = 0
+                while batch := list(TenantIntegration.objects.filter(pk__gt=last_pk).order_by("pk")[:500]):
+                    for integration in batch:
+                        # Loading decrypts with whichever key matches; saving encrypts with the newest.
+                        integration.save(update_fields=ENCRYPTED_FIELDS)
+                        count += 1
+                    last_pk = batch[-1].pk
         except DecryptionError as exc:
             raise CommandError(f"{exc}; nothing was rewritten") from None
         self.stdout.write(f"re-encrypted {count} integration(s) with the newest key")

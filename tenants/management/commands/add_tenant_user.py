@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 
 from engarde.commands import Command as BaseCommand
 from tenants.context import tenant_context
@@ -37,7 +38,12 @@ class Command(BaseCommand):
             raise CommandError(f"no tenant with slug {slug!r}")
         User = get_user_model()
         with transaction.atomic():
-            user = User.objects.filter(username=email).first()
+            # The same person may exist under another username (made in the admin): match on the
+            # e-mail too, and refuse to guess when two accounts share it.
+            matches = list(User.objects.filter(Q(username__iexact=email) | Q(email__iexact=email))[:2])
+            if len(matches) > 1:
+                raise CommandError(f"two accounts use {email}; merge them in the admin first")
+            user = matches[0] if matches else None
             if user is None:
                 user = User(username=email, email=email)
                 user.set_unusable_password()

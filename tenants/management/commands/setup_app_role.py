@@ -44,8 +44,12 @@ class Command(BaseCommand):
             owner, dbname = cursor.fetchone()
             if role == owner:
                 raise CommandError("the runtime role must not be the role that owns the tables")
-            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-            verb = "ALTER" if cursor.fetchone() else "CREATE"
+            cursor.execute("SELECT rolsuper OR rolbypassrls OR rolcreaterole FROM pg_roles WHERE rolname = %s", [role])
+            existing = cursor.fetchone()
+            if existing and existing[0]:
+                # Never demote an administrator by a typo: a runtime role is made for the purpose.
+                raise CommandError(f"role {role} exists with superuser, BYPASSRLS or CREATEROLE rights; pick another name")
+            verb = "ALTER" if existing else "CREATE"
             ident = sql.Identifier(role)
             statements = [
                 sql.SQL(

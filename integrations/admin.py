@@ -1,0 +1,202 @@
+"""Connecting a tenant's platforms: the integration admin and its inline on the tenant page.
+
+Secrets are write-only here (see ``integrations.forms``): no page shows a saved value, only its
+masked tail; a generated webhook token is shown once, in the success message after saving. The
+admin's history records which fields changed, by name, never a value.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+
+from integrations.forms import ProviderChoiceForm, integration_form_for
+from integrations.models import TenantIntegration
+from integrations.registry import PROVIDERS
+
+STATUS_FIELDS = ("last_event_at", "last_error_at", "last_error", "created_at", "updated_at")
+
+
+def copyable_webhook_url(integration) -> str:
+    """The webhook URL in a read-only input, ready to select and copy (no secret in it)."""
+    if not integration.provider_obj.receives_webhooks:
+        return "— (this platform sends no webhooks)"
+    return format_html(
+        '<input type="text" readonly value="{}" size="80" class="vTextField" aria-label="Webhook URL">',
+        integration.webhook_url,
+    )
+
+
+class IntegrationDisplays:
+    """Read-only columns shared by the integration admin and the tenant page's inline."""
+
+    @admin.display(boolean=True, description="configured")
+    def configured(self, obj):
+        return obj.is_configured
+
+    @admin.display(description="webhook URL")
+    def webhook_url_display(self, obj):
+        return copyable_webhook_url(obj)
+
+
+@admin.register(TenantIntegration)
+class TenantIntegrationAdmin(IntegrationDisplays, admin.ModelAdmin):
+    list_display = ("tenant", "provider", "is_active", "configured", "last_event_at", "last_error_at")
+    list_filter = ("provider", "is_active")
+    search_fields = ("tenant__name", "tenant__slug")
+    list_select_related = ("tenant",)
+    readonly_fields = (
+        "webhook_url_display", "configured_display", "credential_summary", "webhook_secret_status", *STATUS_FIELDS,
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("tenant")
+
+    @staticmethod
+    def provider_for(request, obj):
+        """The provider of the form: the integration's own, or the add URL's ``?provider=``."""
+        if obj is not None:
+            return obj.provider_obj
+        return PROVIDERS.get(request.GET.get("provider", ""))
+
+    # --- the form --------------------------------------------------------------------------
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        provider = self.provider_for(request, obj)
+        if provider is None:
+            kwargs.update(form=ProviderChoiceForm, fields=["tenant", "provider"])
+        else:
+            # Tenant and provider are fixed once the integration exists (see get_readonly_fields).
+            model_fields = ["tenant", "provider", "is_active"] if obj is None else ["is_active"]
+            kwargs.update(form=integration_form_for(provider), fields=model_fields)
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("tenant", "provider", *self.readonly_fields) if obj else self.readonly_fields
+
+    def get_fieldsets(self, request, obj=None):
+        provider = self.provider_for(request, obj)
+        if provider is None:
+            return [(None, {
+                "fields": ["tenant", "provider"],
+                "description": "Choose the tenant and the platform; the next step asks for its credentials.",
+            })]
+        main = ["tenant", "provider", "is_active"]
+        if obj:
+            main += ["webhook_url_display", "configured_display"]
+        fieldsets = [(None, {"fields": main})]
+        # A view-only user gets no form, and Django would render every fieldset name as a
+        # read-only value: give them the masked summaries instead of the input names.
+        can_change = obj is None or self.has_change_permission(request, obj)
+        credentials = [f.name for f in provider.credential_fields] if can_change else ["credential_summary"]
+        if credentials:
+            fieldsets.append(("Credentials", {"fields": credentials}))
+        if provider.receives_webhooks:
+            if not can_change:
+                secret = ["webhook_secret_status"]
+            else:
+                secret = ["new_webhook_secret"]
+                if provider.generates_webhook_secret:
+                    secret.append("generate_webhook_secret")
+                if obj and obj.webhook_secret:
+                    secret += ["webhook_secret_grace_hours", "webhook_secret_status"]
+            fieldsets.append(("Webhook secret", {"fields": secret}))
+        if obj:
+            fieldsets.append(("Status", {"fields": STATUS_FIELDS}))
+        return fieldsets
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # Step one posts only tenant and provider: on success, go on to that provider's form
+        # (same URL with ?tenant=&provider=) instead of saving a half-made integration.
+        if request.method == "POST" and self.provider_for(request, None) is None:
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            form = self.get_form(request)(request.POST)
+            if form.is_valid():
+                query = urlencode({"tenant": form.cleaned_data["tenant"].pk, "provider": form.cleaned_data["provider"]})
+                return HttpResponseRedirect(f"{request.path}?{query}")
+        return super().add_view(request, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if form.generated_token:
+            # The one place a secret is ever shown: right after it was made.
+            messages.success(
+                request, f"{obj.provider_obj.webhook_secret_label}, shown only this once: {form.generated_token}"
+            )
+        if missing := obj.missing_fields():
+            messages.warning(request, f"Still missing for {obj.provider_obj.label}: {', '.join(missing)}.")
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The names that really changed (from set_values / set_webhook_secret), not the inputs
+        # that were filled in: re-entering the same secret is no change. Names, never values.
+        if add or not getattr(form, "changed_names", None):
+            return super().construct_change_message(request, form, formsets, add)
+        return [{"changed": {"fields": form.changed_names}}]
+
+    def response_post_save_add(self, request, obj):
+        # On to the new integration's page: its webhook URL is what the operator needs next.
+        return HttpResponseRedirect(reverse("admin:integrations_tenantintegration_change", args=[obj.pk]))
+
+    # --- read-only displays (values masked) --------------------------------------------------
+    @admin.display(description="configured")
+    def configured_display(self, obj):
+        missing = obj.missing_fields()
+        return f"no, missing: {', '.join(missing)}" if missing else "yes"
+
+    @admin.display(description="credentials")
+    def credential_summary(self, obj):
+        rows = (
+            (field.label, (obj.masked(field.name) if field.secret else obj.value(field.name)) or "not set")
+            for field in obj.provider_obj.credential_fields
+        )
+        return format_html_join("", "<div>{}: {}</div>", rows)
+
+    @admin.display(description="current secret")
+    def webhook_secret_status(self, obj):
+        status = obj.masked("webhook_secret") or "not set"
+        expires = obj.previous_webhook_secret_expires_at
+        if obj.previous_webhook_secret and expires:
+            return format_html("{}; the previous one stays valid until {}", status, expires.isoformat(timespec="minutes"))
+        return status
+
+
+class TenantIntegrationInline(IntegrationDisplays, admin.TabularInline):
+    """The tenant's integrations at a glance; changes go through the integration's own page."""
+
+    model = TenantIntegration
+    template = "admin/tenants/tenant/integrations_inline.html"  # the table plus an "add" link
+    fields = readonly_fields = (
+        "provider_label", "is_active", "configured", "webhook_url_display", "last_event_at", "last_error_display",
+        "change_link",
+    )
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("tenant")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="platform")
+    def provider_label(self, obj):
+        return obj.provider_obj.label
+
+    @admin.display(description="last error")
+    def last_error_display(self, obj):
+        if not obj.last_error_at:
+            return "—"
+        return format_html("{}: {}", obj.last_error_at.isoformat(timespec="minutes"), obj.last_error[:200])
+
+    @admin.display(description="")
+    def change_link(self, obj):
+        url = reverse("admin:integrations_tenantintegration_change", args=[obj.pk])
+        return format_html('<a href="{}">Credentials and secret</a>', url)

@@ -1,0 +1,142 @@
+"""Admin forms for ``TenantIntegration``, built from the provider registry.
+
+Adding an integration takes two steps: ``ProviderChoiceForm`` picks the tenant and the platform,
+then ``integration_form_for(provider)`` gives that platform's credential form. Secrets are
+write-only: password inputs that never render a value, a masked tail in the help text at most,
+and a blank input keeps the saved value. The raw ``credentials`` and webhook secret columns are
+never form fields; values reach the model only through ``set_values`` and ``set_webhook_secret``.
+"""
+
+from datetime import timedelta
+from functools import cache
+
+from django import forms
+from django.core.exceptions import ImproperlyConfigured
+
+from integrations.models import TenantIntegration
+from integrations.providers.base import Provider
+
+# At most a month: a grace period is for a rotation in progress, not a second permanent secret.
+MAX_GRACE_HOURS = 24 * 30
+
+
+class ProviderChoiceForm(forms.ModelForm):
+    """Step one of adding: which tenant, which platform. The (tenant, provider) unique
+    constraint is validated here, so a duplicate is refused before any credential is typed."""
+
+    class Meta:
+        model = TenantIntegration
+        fields = ["tenant", "provider"]
+
+
+def secret_input() -> forms.PasswordInput:
+    # render_value=False: not even a re-displayed form after a validation error holds the value.
+    return forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+
+
+class IntegrationForm(forms.ModelForm):
+    """One provider's form; ``integration_form_for`` subclasses it with that provider's fields.
+
+    Model fields are only ``tenant``, ``provider`` and ``is_active`` (``Meta.fields``), so no
+    declared field, whatever its name, is ever copied onto the model by Django itself.
+    """
+
+    provider_obj: Provider
+
+    class Meta:
+        model = TenantIntegration
+        fields = ["tenant", "provider", "is_active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "provider" in self.fields:
+            # Adding: the provider came from the URL and is fixed for this form. Kept as a
+            # (disabled) field so the (tenant, provider) unique constraint is validated.
+            self.instance.provider = self.initial["provider"] = self.provider_obj.name
+            self.fields["provider"].disabled = True
+        for field in self.provider_obj.credential_fields:
+            if field.secret:
+                self.fields[field.name].help_text = self._secret_help(field.help_text, field.name, field.required)
+            else:
+                self.initial.setdefault(field.name, self.instance.settings.get(field.name, ""))
+        if "new_webhook_secret" in self.fields:
+            self.fields["new_webhook_secret"].help_text = self._secret_help(
+                "Or generate one below." if self.provider_obj.generates_webhook_secret else "",
+                "webhook_secret", required=True,
+            )
+        if "generate_webhook_secret" in self.fields and not self.instance.webhook_secret:
+            self.initial.setdefault("generate_webhook_secret", True)
+        self.changed_names: list[str] = []
+        self.generated_token = ""
+
+    def _secret_help(self, help_text: str, name: str, required: bool) -> str:
+        masked = self.instance.masked(name) if self.instance.pk else ""
+        if masked:
+            state = f"{masked[0].upper()}{masked[1:]}; leave blank to keep it."
+        else:
+            state = "Not set yet." + (" Required for the connection to work." if required else "")
+        return f"{help_text} {state}".strip()
+
+    def clean(self):
+        cleaned = super().clean()
+        replacing = cleaned.get("new_webhook_secret") or cleaned.get("generate_webhook_secret")
+        if cleaned.get("new_webhook_secret") and cleaned.get("generate_webhook_secret"):
+            self.add_error("generate_webhook_secret", "Enter a secret or generate one, not both.")
+        if cleaned.get("webhook_secret_grace_hours") and not replacing:
+            self.add_error("webhook_secret_grace_hours", "This only applies when the secret is replaced.")
+        return cleaned
+
+    def save(self, commit=True):
+        integration = super().save(commit=False)
+        data = self.cleaned_data
+        model_changes = [name for name in self.changed_data if name in self._meta.fields]
+        self.changed_names = model_changes + integration.set_values(
+            {field.name: data.get(field.name, "") for field in self.provider_obj.credential_fields}
+        )
+        new_secret = data.get("new_webhook_secret", "")
+        if data.get("generate_webhook_secret"):
+            new_secret = self.generated_token = TenantIntegration.generate_token()
+        if new_secret:
+            hours = data.get("webhook_secret_grace_hours")
+            integration.set_webhook_secret(new_secret, grace=timedelta(hours=hours) if hours else None)
+            self.changed_names.append("webhook_secret")
+        if commit:
+            integration.save()
+        return integration
+
+
+def _credential_formfield(field) -> forms.Field:
+    # Never required by the form: a tenant may connect step by step, and a blank secret means
+    # "keep". What is still missing is shown as "configured: no" and in a warning after saving.
+    if field.secret:
+        return forms.CharField(label=field.label, required=False, widget=secret_input())
+    return forms.CharField(label=field.label, required=False, help_text=field.help_text)
+
+
+@cache
+def integration_form_for(provider: Provider) -> type[IntegrationForm]:
+    """The form class for one provider: its credential fields under their registry names, and
+    the write-only webhook secret fields when the platform sends webhooks."""
+    fields = {}
+    for field in provider.credential_fields:
+        # A registry name equal to a model attribute (``webhook_secret``, ``settings``…) could be
+        # mistaken for that attribute by the admin's read-only display; refuse it outright.
+        if hasattr(TenantIntegration, field.name) or field.name in IntegrationForm.base_fields:
+            raise ImproperlyConfigured(f"{provider.name}: credential field name {field.name!r} is reserved")
+        fields[field.name] = _credential_formfield(field)
+    if provider.receives_webhooks:
+        fields["new_webhook_secret"] = forms.CharField(
+            label=provider.webhook_secret_label, required=False, widget=secret_input()
+        )
+        if provider.generates_webhook_secret:
+            fields["generate_webhook_secret"] = forms.BooleanField(
+                label="Generate a new token", required=False,
+                help_text="Shown once, after saving. Put it in the platform's webhook settings.",
+            )
+        fields["webhook_secret_grace_hours"] = forms.IntegerField(
+            label="Keep the previous secret valid for (hours)", required=False, min_value=1,
+            max_value=MAX_GRACE_HOURS,
+            help_text="When replacing: deliveries signed with the old secret are still accepted meanwhile.",
+        )
+    name = f"{provider.name.title()}IntegrationForm"
+    return type(name, (IntegrationForm,), {"provider_obj": provider, **fields})

@@ -46,4 +46,4 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo tenant '{tenant.slug}' ({tenant.pk}). Logins (new passwords each run):")
         for line in lines:
             self.stdout.write(line)
-        self.stdout.write("  admin: http://127.0.0.1:8000/admin/")
+        self.stdout.write(f"  admin: {settings.PUBLIC_BASE_URL}/admin/")

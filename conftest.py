@@ -35,6 +35,12 @@ requires_postgres = pytest.mark.skipif(
 # Hashing passwords at production strength costs ~0.3 s a user; tests need no such strength.
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Tasks run in-process in tests (published on commit, which the webhook helpers execute); the
+# tests about a real worker start one themselves.
+from engarde.celery import app as celery_app  # noqa: E402
+
+celery_app.conf.task_always_eager = True
+
 SHARED_WEBHOOK_SECRET = "whsec_look-alike-secret-0123456789"
 SHARED_EMAIL = "pat@example.com"
 SHARED_MC_ID = "mc-4242"

@@ -22,5 +22,7 @@ app.conf.task_routes = {
     "integrations.*": {"queue": "sync"},
     "reports.*": {"queue": "reports"},
 }
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    "sweep-webhooks": {"task": "webhooks.sweep_webhooks", "schedule": 60.0},
+}
 app.autodiscover_tasks()

@@ -163,9 +163,44 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# A broker that is down must not hold a webhook answer: fail the publish fast, the row is stored
+# and the sweeper publishes it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "visibility_timeout": 3600}
+
+# --- Cache (webhook rate limits, API tokens of platforms) -------------------------------------
+# Shared across processes in production: CACHE_URL=redis://host:6379/1.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://engarde")}
+
 # --- Webhooks (platform-wide settings; per-tenant secrets live on TenantIntegration) ---------
-# GoHighLevel signs every delivery with its own published key, shared by all its customers.
+# GoHighLevel signs every delivery with its own published key, shared by all its customers:
+# Ed25519 (x-ghl-signature) and, until GoHighLevel retires it, RSA (x-wh-signature).
 GHL_WEBHOOK_PUBLIC_KEY = env.str("GHL_WEBHOOK_PUBLIC_KEY", default="")
+GHL_WEBHOOK_RSA_PUBLIC_KEY = env.str("GHL_WEBHOOK_RSA_PUBLIC_KEY", default="")
+# Platform-wide fallback secrets (<SOURCE>_WEBHOOK_SECRET), used only for a tenant that has no
+# secret of its own. Off unless set.
+WEBHOOK_SOURCES = (
+    "stripe", "zoom", "ghl", "manychat", "denefits", "perspective", "poshvip", "eventbrite", "easyappointments",
+)
+WEBHOOK_FALLBACK_SECRETS = {
+    source: value for source in WEBHOOK_SOURCES if (value := env.str(f"{source.upper()}_WEBHOOK_SECRET", default=""))
+}
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+# 401 tells a sender (and an attacker) the truth; 200 is the seed's "stop retrying" behaviour.
+WEBHOOK_REJECTED_STATUS = env.int("WEBHOOK_REJECTED_STATUS", default=401)
+# Deliveries per tenant per window; 0 turns the limit off.
+WEBHOOK_RATE_LIMIT = env.int("WEBHOOK_RATE_LIMIT", default=1200)
+WEBHOOK_RATE_WINDOW_SECONDS = env.int("WEBHOOK_RATE_WINDOW_SECONDS", default=60)
+WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+# The sweeper re-publishes rows still "received" after this long (lost publish, broker outage).
+WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+
+# --- Platform API bases (configurable so tests and proxies can point elsewhere) ---------------
+BREVO_API_BASE = env.str("BREVO_API_BASE", default="https://api.brevo.com/v3")
+EVENTBRITE_API_BASE = env.str("EVENTBRITE_API_BASE", default="https://www.eventbriteapi.com/v3")
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,7 +1,12 @@
-from rest_framework import serializers
+from django.db import transaction
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from engarde.api import TenantScopedViewSet
+from tenants.permissions import IsTenantAdmin
 from webhooks.models import WebhookLog
+from webhooks import processing
 
 
 class WebhookEventSerializer(serializers.ModelSerializer):
@@ -26,3 +31,16 @@ class WebhookEventViewSet(TenantScopedViewSet):
             if params.get(name):
                 queryset = queryset.filter(**{name: params[name]})
         return queryset
+
+    @action(detail=True, methods=["post"], permission_classes=[IsTenantAdmin])
+    def replay(self, request, pk=None):
+        """Process a stored delivery again (tenant owners and admins). Handlers are idempotent."""
+        row = self.get_object()
+        with transaction.atomic():
+            queued = processing.replay(row)
+        if not queued:
+            return Response(
+                {"status": "not_replayable", "reason": f"a {row.status} delivery with no handler cannot be replayed"},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response({"status": "queued", "id": row.pk}, status=status.HTTP_202_ACCEPTED)

@@ -7,7 +7,68 @@ subclass, and is registered with one line in ``integrations/registry.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from integrations.models import TenantIntegration
+    from webhooks.models import WebhookLog
+
+
+class VerificationFailed(Exception):
+    """A delivery did not prove it came from the tenant's platform account.
+
+    The message is the reason stored on the ``rejected`` row and shown to operators: it must
+    never contain a secret or a signature value."""
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What a provider sees of a delivery: the raw bytes, never a re-serialised body."""
+
+    body: bytes
+    headers: Mapping[str, str]  # case-insensitive (Django's HttpHeaders)
+    query: Mapping[str, str]
+    remote_addr: str | None = None
+
+
+@dataclass
+class Event:
+    """What a handler gets: the parsed payload of one stored delivery, run inside its tenant's context."""
+
+    payload: Any
+    log: "WebhookLog"
+    integration: "TenantIntegration"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tenant(self):
+        return self.integration.tenant
+
+
+Handler = Callable[[Event], None]
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def hmac_sha256_hex(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def constant_time_in(candidate: str, expected: list[str]) -> bool:
+    """Whether ``candidate`` equals any of ``expected``, comparing every one in constant time."""
+    candidate_bytes = candidate.encode()
+    found = False
+    for value in expected:
+        found |= hmac.compare_digest(candidate_bytes, value.encode())
+    return found
 
 
 @dataclass(frozen=True)
@@ -35,6 +96,10 @@ class WebhookAuth:
 
 
 class Provider:
+    """A platform. Class attributes state what it is; the webhook hooks below state how its
+    deliveries are checked, named and handled. The receiver view owns the HTTP, the storing, the
+    de-duplication and the status codes (see ``webhooks/views.py``)."""
+
     name: str = ""
     label: str = ""
     credential_fields: tuple[CredentialField, ...] = ()
@@ -50,6 +115,72 @@ class Provider:
     def generates_webhook_secret(self) -> bool:
         """Whether we make the webhook secret (a token) rather than the tenant copying one in."""
         return self.webhook_auth in (WebhookAuth.TOKEN, WebhookAuth.PLATFORM_KEY)
+
+    # --- webhooks --------------------------------------------------------------------------
+    #: event type -> handler; a module-level dict in the provider's ``handlers.py``.
+    handlers: Mapping[str, Handler] = {}
+    #: event types we know and deliberately do nothing with (stored as ``ignored``).
+    ignored_events: frozenset[str] = frozenset()
+    #: header or query parameter a token platform sends its token in.
+    token_header: str = "X-Webhook-Token"
+    token_query_param: str = "token"
+    #: whether the token may come in the header (Eventbrite only has the URL).
+    token_in_header: bool = True
+
+    @property
+    def supported_events(self) -> list[str]:
+        return sorted(self.handlers)
+
+    def verification_secrets(self, integration: "TenantIntegration") -> list[str]:
+        """The tenant's current (and still-in-grace previous) secret; the platform-wide fallback
+        ``<NAME>_WEBHOOK_SECRET`` only when the tenant has none of its own (off unless set)."""
+        secrets = integration.valid_webhook_secrets()
+        if secrets:
+            return secrets
+        fallback = settings.WEBHOOK_FALLBACK_SECRETS.get(self.name, "")
+        return [fallback] if fallback else []
+
+    def verify(self, request: WebhookRequest, integration: "TenantIntegration") -> None:
+        """Raise ``VerificationFailed`` unless the delivery is authentic. Default: the tenant's
+        token in ``X-Webhook-Token`` or ``?token=``, compared in constant time."""
+        self.verify_token(request, integration)
+
+    def verify_token(self, request: WebhookRequest, integration: "TenantIntegration") -> None:
+        secrets = self.verification_secrets(integration)
+        if not secrets:
+            raise VerificationFailed("no webhook token is configured for this tenant")
+        token = request.headers.get(self.token_header, "") if self.token_in_header else ""
+        token = token or request.query.get(self.token_query_param, "")
+        if not token:
+            raise VerificationFailed("no token in the request")
+        if not constant_time_in(token, secrets):
+            raise VerificationFailed("token does not match")
+
+    def handshake(self, request: WebhookRequest, payload: Any, integration: "TenantIntegration") -> dict | None:
+        """A platform's endpoint check (Zoom's URL validation): the JSON to answer, or None."""
+        return None
+
+    def parse(self, body: bytes) -> Any:
+        """The payload; ``ValueError`` when the body is not what the platform sends."""
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise ValueError("the body is JSON but not an object")
+        return payload
+
+    def event_type(self, payload: Any, request: WebhookRequest) -> str:
+        return str(payload.get("type") or payload.get("event") or "")
+
+    def event_id(self, payload: Any, request: WebhookRequest) -> str:
+        """The sender's own id, or a documented derived key. Default: the body's SHA-256, so the
+        very same bytes delivered twice are one event."""
+        return body_hash(request.body)
+
+    def handler_for(self, event_type: str) -> Handler | None:
+        return self.handlers.get(event_type)
+
+    def setup_steps(self, webhook_url: str) -> list[str]:
+        """Numbered steps for the tenant, with its webhook URL filled in."""
+        return [f"Send the platform's webhooks to {webhook_url}"]
 
     def field(self, name: str) -> CredentialField | None:
         return next((f for f in self.credential_fields if f.name == name), None)

@@ -1,4 +1,13 @@
-from integrations.providers.base import CredentialField, Provider, WebhookAuth
+"""Stripe: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=…]``, HMAC-SHA256 of ``"<t>.<raw body>"`` with
+the endpoint's signing secret; any ``v1`` may match; older than 300 s is stale. Checked with the
+official SDK (``stripe.WebhookSignature``), for each secret the tenant has in force."""
+
+import stripe
+
+from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth
+from integrations.providers.stripe.handlers import HANDLERS, IGNORED_EVENTS
+
+TOLERANCE_SECONDS = 300
 
 
 class StripeProvider(Provider):
@@ -13,3 +22,39 @@ class StripeProvider(Provider):
             help_text="sk_live_… or a restricted key; used only to test the connection and backfill missed events.",
         ),
     )
+    handlers = HANDLERS
+    ignored_events = IGNORED_EVENTS
+
+    def verify(self, request, integration):
+        header = request.headers.get("Stripe-Signature", "")
+        if not header:
+            raise VerificationFailed("no Stripe-Signature header")
+        secrets = self.verification_secrets(integration)
+        if not secrets:
+            raise VerificationFailed("no signing secret is configured for this tenant")
+        stale = False
+        for secret in secrets:
+            try:
+                stripe.WebhookSignature.verify_header(request.body, header, secret, TOLERANCE_SECONDS)
+                return
+            except stripe.SignatureVerificationError as exc:
+                stale |= "tolerance" in str(exc)
+            except UnicodeDecodeError:
+                break
+        if stale:
+            raise VerificationFailed(f"signature timestamp is older than {TOLERANCE_SECONDS} s")
+        raise VerificationFailed("signature does not match")
+
+    def event_type(self, payload, request):
+        return str(payload.get("type", ""))
+
+    def event_id(self, payload, request):
+        return str(payload.get("id") or super().event_id(payload, request))
+
+    def setup_steps(self, webhook_url):
+        return [
+            "In the Stripe Dashboard open Developers → Webhooks and click “Add endpoint”.",
+            f"Endpoint URL: {webhook_url}",
+            "Select the events checkout.session.completed, payment_intent.succeeded and charge.refunded.",
+            "Save, then reveal the endpoint's signing secret (whsec_…) and enter it here.",
+        ]

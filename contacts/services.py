@@ -1,0 +1,188 @@
+"""Idempotent upserts that webhook handlers (and syncs) use. Run inside a tenant context.
+
+Each write is keyed on a unique constraint of the database, so a concurrent duplicate (two
+workers, a replay, a redelivery) ends on the same row instead of a second one: we try the insert in
+a savepoint and, when the unique key is taken, update the row that holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from contacts.models import Contact, Payment, PendingSignup
+
+log = logging.getLogger(__name__)
+
+# ISO 4217 currencies whose minor unit is the major unit (Stripe's list), and three-decimal ones.
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
+)
+THREE_DECIMAL_CURRENCIES = frozenset("BHD JOD KWD OMR TND".split())
+
+
+def from_minor_units(amount: int | str, currency: str) -> Decimal:
+    """12345 EUR cents -> 123.45; 1000 JPY -> 1000; 1234 KWD fils -> 1.234."""
+    currency = currency.upper()
+    value = Decimal(int(amount))
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return value
+    if currency in THREE_DECIMAL_CURRENCIES:
+        return value / 1000
+    return value / 100
+
+
+def _clean(value: Any) -> str:
+    return str(value).strip() if value is not None else ""
+
+
+def upsert_contact(
+    *,
+    source: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    phone: str = "",
+    mc_id: str = "",
+    ghl_id: str = "",
+    custom_fields: dict | None = None,
+) -> tuple[Contact, bool]:
+    """The tenant's contact for these identifiers, created or filled in. Returns (contact, created).
+
+    Matching order: the platform id (ManyChat, GoHighLevel), then the e-mail. Known values are
+    never blanked by an event that lacks them. A new contact notifies the tenant's admins and is
+    synced to the tenant's Brevo list once the transaction commits.
+    """
+    email, mc_id, ghl_id = _clean(email).lower(), _clean(mc_id), _clean(ghl_id)
+    if not (email or mc_id or ghl_id):
+        raise ValueError("a contact needs an e-mail or a platform id")
+    lookups = [q for q in ({"mc_id": mc_id}, {"ghl_id": ghl_id}, {"email": email}) if next(iter(q.values()))]
+    values = {
+        "first_name": _clean(first_name), "last_name": _clean(last_name), "phone": _clean(phone),
+        "email": email, "mc_id": mc_id, "ghl_id": ghl_id,
+    }
+    for attempt in range(3):
+        contact = _find(lookups)
+        if contact is not None:
+            changed = _fill_in(contact, values, custom_fields)
+            if changed:
+                try:
+                    with transaction.atomic():
+                        contact.save()
+                except IntegrityError:
+                    # e.g. this e-mail belongs to another contact already: keep the row as it was.
+                    log.info("contact %s: an identifier is already used by another contact", contact.pk)
+                    contact.refresh_from_db()
+            return contact, False
+        try:
+            with transaction.atomic():
+                contact = Contact.objects.create(source=source, custom_fields=dict(custom_fields or {}), **values)
+        except IntegrityError:
+            continue  # someone else created it just now: find it on the next turn
+        transaction.on_commit(lambda pk=contact.pk, tenant_id=contact.tenant_id: _after_new_contact(tenant_id, pk))
+        return contact, True
+    raise RuntimeError("could not upsert the contact after concurrent inserts")
+
+
+def _find(lookups: list[dict]) -> Contact | None:
+    for lookup in lookups:
+        contact = Contact.objects.filter(**lookup).first()
+        if contact is not None:
+            return contact
+    return None
+
+
+def _fill_in(contact: Contact, values: dict, custom_fields: dict | None) -> bool:
+    changed = False
+    for name, value in values.items():
+        if value and getattr(contact, name) != value:
+            # An identifier already set is never overwritten by another platform's value.
+            if name in ("email", "mc_id", "ghl_id") and getattr(contact, name):
+                continue
+            setattr(contact, name, value)
+            changed = True
+    if custom_fields:
+        merged = {**contact.custom_fields, **custom_fields}
+        if merged != contact.custom_fields:
+            contact.custom_fields = merged
+            changed = True
+    return changed
+
+
+def record_activity(contact: Contact, kind: str, **details) -> None:
+    """Append one dated entry (a check-in, a transfer) to the contact's activity list."""
+    entry = {"kind": kind, "at": timezone.now().isoformat(), **details}
+    if entry_key := details.get("key"):
+        if any(item.get("key") == entry_key for item in contact.activity):
+            return  # the same event recorded before (replay, redelivery)
+    contact.activity = [*contact.activity, entry]
+    contact.save(update_fields=["activity", "updated_at"])
+
+
+def record_payment(
+    *,
+    payment_event_id: str,
+    source: str,
+    amount: Decimal,
+    currency: str,
+    status: str = Payment.Status.SUCCEEDED,
+    contact: Contact | None = None,
+    external_id: str = "",
+    description: str = "",
+    metadata: dict | None = None,
+    occurred_at=None,
+) -> tuple[Payment, bool]:
+    """One payment per ``payment_event_id`` (unique per tenant): a second call returns the first row."""
+    defaults = {
+        "source": source, "amount": amount, "currency": currency.upper(), "status": status,
+        "contact": contact, "external_id": external_id, "description": description[:255],
+        "metadata": metadata or {}, "occurred_at": occurred_at,
+    }
+    try:
+        with transaction.atomic():
+            return Payment.objects.create(payment_event_id=payment_event_id, **defaults), True
+    except IntegrityError:
+        return Payment.objects.get(payment_event_id=payment_event_id), False
+
+
+def mark_refunded(*, source: str, external_id: str, amount_refunded: Decimal | None = None) -> int:
+    """Mark the tenant's payments with this platform id refunded (fully, or partly when an amount
+    below the payment's is given). Returns how many rows changed."""
+    changed = 0
+    for payment in Payment.objects.filter(source=source, external_id=external_id):
+        refunded = payment.amount if amount_refunded is None else min(amount_refunded, payment.amount)
+        status = Payment.Status.REFUNDED if refunded >= payment.amount else Payment.Status.PARTIALLY_REFUNDED
+        if (payment.amount_refunded, payment.status) != (refunded, status):
+            payment.amount_refunded, payment.status = refunded, status
+            payment.save(update_fields=["amount_refunded", "status", "updated_at"])
+            changed += 1
+    return changed
+
+
+def add_pending_signup(*, contact: Contact, source: str, external_id: str = "", metadata: dict | None = None):
+    """Queue a sign-up for the tenant to approve; one per (source, external id)."""
+    if not external_id:
+        return PendingSignup.objects.create(contact=contact, source=source, metadata=metadata or {}), True
+    try:
+        with transaction.atomic():
+            return (
+                PendingSignup.objects.create(
+                    contact=contact, source=source, external_id=external_id, metadata=metadata or {}
+                ),
+                True,
+            )
+    except IntegrityError:
+        return PendingSignup.objects.get(source=source, external_id=external_id), False
+
+
+def _after_new_contact(tenant_id, contact_id) -> None:
+    from contacts.tasks import notify_new_contact
+    from engarde.queue import enqueue
+    from integrations.tasks import sync_contact_to_brevo
+
+    enqueue(notify_new_contact, str(tenant_id), contact_id)
+    enqueue(sync_contact_to_brevo, str(tenant_id), contact_id)

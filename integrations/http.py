@@ -1,0 +1,54 @@
+"""HTTP sessions for platform APIs: timeouts always, retries on 5xx, and a clear rate-limit signal.
+
+A 429 is not retried here: it becomes ``RateLimited`` with the platform's own wait, so the Celery
+task can come back later instead of holding a worker in a sleep.
+"""
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+DEFAULT_TIMEOUT = (5, 20)  # connect, read (seconds)
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: float):
+        super().__init__(f"rate limited; retry after {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
+class ApiError(Exception):
+    """A platform answered with an error. The message never carries credentials."""
+
+
+class TimeoutSession(requests.Session):
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
+        return super().request(method, url, **kwargs)
+
+
+def make_session(total_retries: int = 3) -> requests.Session:
+    session = TimeoutSession()
+    retry = Retry(
+        total=total_retries,
+        backoff_factor=0.5,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=None,  # platform calls we retry are idempotent upserts or reads
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def retry_after_seconds(response, *header_names: str, default: float = 10.0) -> float:
+    for name in (*header_names, "Retry-After"):
+        value = response.headers.get(name)
+        if value:
+            try:
+                return max(float(value), 1.0)
+            except ValueError:
+                continue
+    return default

@@ -1,0 +1,90 @@
+"""Receiving one delivery: verify, store first, de-duplicate on the database's unique key, queue.
+
+``receive()`` is the whole decision of "A webhook's way through" (ARCHITECTURE.md) after the
+tenant and the provider are known; the view only does HTTP around it. It runs inside the tenant's
+context, so the rows it writes are the tenant's under both walls.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from engarde.queue import enqueue_on_commit
+from integrations.models import TenantIntegration
+from integrations.providers.base import Provider, VerificationFailed, WebhookRequest, body_hash
+from webhooks.models import WebhookLog, redact_headers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What to answer. ``body`` is JSON; never a secret."""
+
+    status: int
+    body: dict = field(default_factory=dict)
+    log_id: int | None = None
+
+
+def receive(provider: Provider, integration: TenantIntegration, request: WebhookRequest) -> Outcome:
+    headers = redact_headers(request.headers)
+    try:
+        provider.verify(request, integration)
+    except VerificationFailed as exc:
+        row = WebhookLog.objects.create(
+            source=provider.name, event_id=body_hash(request.body), status=WebhookLog.Status.REJECTED,
+            error=str(exc), headers=headers, body=request.body, remote_addr=request.remote_addr,
+        )
+        log.info("webhook %s rejected for tenant %s: %s", provider.name, integration.tenant_id, exc)
+        return Outcome(settings.WEBHOOK_REJECTED_STATUS, {"status": "rejected", "reason": str(exc)}, row.pk)
+
+    try:
+        payload = provider.parse(request.body)
+    except ValueError:
+        return _store(provider, request, headers, event_id=body_hash(request.body), event_type="",
+                      status=WebhookLog.Status.MALFORMED, error="verified, but the body is not a JSON object")
+
+    answer = provider.handshake(request, payload, integration)
+    if answer is not None:
+        return Outcome(200, answer)
+
+    event_type = provider.event_type(payload, request)[:128]
+    event_id = provider.event_id(payload, request)[:255]
+    if provider.handler_for(event_type) is None:
+        known = event_type in provider.ignored_events
+        return _store(provider, request, headers, event_id=event_id, event_type=event_type,
+                      status=WebhookLog.Status.IGNORED,
+                      error="" if known else f"no handler for event type {event_type or '(none)'}")
+    return _store(provider, request, headers, event_id=event_id, event_type=event_type,
+                  status=WebhookLog.Status.RECEIVED, queue=True)
+
+
+def _store(provider, request, headers, *, event_id, event_type, status, error="", queue=False) -> Outcome:
+    try:
+        # A savepoint: when the unique key (tenant, source, event_id) is taken, only this insert
+        # is undone and the transaction carries on to count the repeat delivery.
+        with transaction.atomic():
+            row = WebhookLog.objects.create(
+                source=provider.name, event_id=event_id, event_type=event_type, status=status, error=error,
+                headers=headers, body=request.body, remote_addr=request.remote_addr,
+            )
+    except IntegrityError:
+        counted = (
+            WebhookLog.objects.filter(source=provider.name, event_id=event_id)
+            .exclude(status=WebhookLog.Status.REJECTED)
+            .update(delivery_count=F("delivery_count") + 1, last_delivery_at=timezone.now())
+        )
+        if not counted:
+            raise  # not a duplicate after all: let it be a real error
+        return Outcome(200, {"status": "duplicate", "event_id": event_id})
+    if queue:
+        from webhooks.tasks import process_webhook
+
+        enqueue_on_commit(process_webhook, row.pk, str(row.tenant_id))
+    return Outcome(200, {"status": status, "event_id": event_id}, row.pk)

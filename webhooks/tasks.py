@@ -1,0 +1,44 @@
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from engarde.queue import enqueue
+from tenants.context import operator_context
+from webhooks.processing import NothingToDo, process, record_failure, retry_delay, stuck_rows
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="webhooks.process_webhook", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def process_webhook(self, log_id: int, tenant_id: str) -> str:
+    """Process one stored delivery in its tenant's context; retry with backoff, ``dead`` at the end.
+
+    ``acks_late``: the message is acknowledged after the task returns, so a worker killed
+    mid-task leaves it to be delivered again; ``processing.process`` makes that safe.
+    """
+    try:
+        return process(log_id, tenant_id)
+    except NothingToDo as exc:
+        return f"skipped ({exc})"
+    except Exception as exc:
+        retries = self.request.retries
+        final = retries >= settings.WEBHOOK_MAX_RETRIES or self.request.is_eager
+        record_failure(log_id, tenant_id, exc, final=final and not self.request.is_eager)
+        log.warning("webhook %s failed (attempt %d): %s", log_id, retries + 1, exc.__class__.__name__)
+        if final:
+            # In-process mode (no broker) does not sleep in a request: the row stays "failed"
+            # for the sweeper or a replay.
+            return "dead" if not self.request.is_eager else "failed"
+        raise self.retry(countdown=retry_delay(retries), exc=exc)
+
+
+@shared_task(name="webhooks.sweep_webhooks")
+def sweep_webhooks() -> int:
+    """Beat: publish again what a lost publish or a broker outage left behind."""
+    with operator_context("beat: sweep stuck webhook rows"):
+        rows = list(stuck_rows().values_list("pk", "tenant_id")[:1000])
+    published = sum(enqueue(process_webhook, pk, str(tenant_id)) for pk, tenant_id in rows)
+    if rows:
+        log.info("sweeper: %d stuck webhook row(s), %d published", len(rows), published)
+    return published

@@ -1,0 +1,281 @@
+"""What every provider's tests share: posting a signed fixture, and the security suite.
+
+A provider's ``tests.py`` subclasses ``WebhookSecuritySuite`` and states how its platform signs
+(``sign``) and which fixture is a valid, handled event; it inherits every bad-input test: unsigned,
+wrongly signed, another tenant's secret, stale, unknown/inactive tenant, unknown or unconnected
+source, oversize, malformed, duplicate, grace-period secret, rate limit, both URL forms.
+
+Tasks run in-process here (``conftest`` makes Celery eager) and ``post`` runs the on-commit
+callbacks, so a 200 means the handler has run by the time ``post`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from contacts.models import Contact, Payment, PendingSignup
+from integrations.models import TenantIntegration
+from integrations.registry import get_provider
+from tenants.context import tenant_context
+from webhooks.models import WebhookLog
+
+PROVIDERS_DIR = Path(__file__).resolve().parent.parent / "integrations" / "providers"
+
+
+def fixture_bytes(source: str, name: str) -> bytes:
+    return (PROVIDERS_DIR / source / "fixtures" / f"{name}.json").read_bytes()
+
+
+def fixture_names(source: str) -> list[str]:
+    return sorted(p.stem for p in (PROVIDERS_DIR / source / "fixtures").glob("*.json"))
+
+
+def webhook_path(tenant, source: str, slash: bool = True, legacy: bool = False) -> str:
+    path = f"/api/webhooks/{source}/{tenant.pk}" if legacy else f"/api/webhooks/{tenant.pk}/{source}"
+    return path + ("/" if slash else "")
+
+
+def connect(tenant, source: str, secret: str = "", **values) -> TenantIntegration:
+    with tenant_context(tenant):
+        integration, _ = TenantIntegration.objects.get_or_create(provider=source)
+        if values:
+            integration.set_values(values)
+        if secret:
+            integration.set_webhook_secret(secret)
+        integration.is_active = True
+        integration.save()
+        return integration
+
+
+def rows(tenant, **filters) -> list[WebhookLog]:
+    with tenant_context(tenant):
+        return list(WebhookLog.objects.filter(**filters).order_by("pk"))
+
+
+def counts(tenant) -> dict[str, int]:
+    with tenant_context(tenant):
+        return {
+            "contacts": Contact.objects.count(),
+            "payments": Payment.objects.count(),
+            "signups": PendingSignup.objects.count(),
+            "rows": WebhookLog.objects.count(),
+        }
+
+
+class WebhookSecuritySuite:
+    """Inherit and set: ``source``, ``valid_fixture`` (a handled event), ``sign()``; set
+    ``signs_timestamp`` when the platform signs a timestamp (stale check); ``secret_a/b``."""
+
+    source: str = ""
+    valid_fixture: str = ""
+    signs_timestamp: bool = False
+    secret_a = "tenant-a-secret-0123456789abcdef"
+    secret_b = "tenant-b-secret-fedcba9876543210"
+    extra_values: dict = {}
+
+    # --- to override -------------------------------------------------------------------------
+    def sign(self, body: bytes, secret: str, timestamp: int | None = None) -> dict:
+        """Request parts that authenticate ``body`` with ``secret``: ``{"headers": {...}, "query": {...}}``."""
+        raise NotImplementedError
+
+    def connect_tenant(self, tenant, secret):
+        return connect(tenant, self.source, secret, **self.extra_values)
+
+    def body(self) -> bytes:
+        return fixture_bytes(self.source, self.valid_fixture)
+
+    # --- plumbing --------------------------------------------------------------------------
+    @pytest.fixture
+    def hooks(self, world, client, django_capture_on_commit_callbacks):
+        self.world, self.client = world, client
+        self._capture = django_capture_on_commit_callbacks
+        self.connect_tenant(world.acme, self.secret_a)
+        self.connect_tenant(world.globex, self.secret_b)
+        return self
+
+    def post(self, tenant, body: bytes, signed: dict | None = None, path: str | None = None,
+             content_type: str = "application/json", **extra):
+        signed = signed or {}
+        url = path or webhook_path(tenant, self.source)
+        if signed.get("query"):
+            url += ("&" if "?" in url else "?") + "&".join(f"{k}={v}" for k, v in signed["query"].items())
+        headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signed.get("headers", {}).items()}
+        with self._capture(execute=True):
+            return self.client.post(url, data=body, content_type=content_type, **headers, **extra)
+
+    def post_signed(self, tenant, body: bytes | None = None, secret: str | None = None, **kwargs):
+        body = self.body() if body is None else body
+        secret = secret or (self.secret_a if tenant == self.world.acme else self.secret_b)
+        return self.post(tenant, body, self.sign(body, secret), **kwargs)
+
+    # --- the suite ---------------------------------------------------------------------------
+    def test_valid_delivery_is_stored_and_processed(self, hooks):
+        response = self.post_signed(self.world.acme)
+        assert response.status_code == 200, response.content
+        (row,) = rows(self.world.acme, source=self.source)
+        assert row.status == WebhookLog.Status.PROCESSED, row.error
+        assert bytes(row.body) == self.body()
+        assert row.event_id and row.event_type
+
+    def test_unsigned_is_rejected_and_not_processed(self, hooks):
+        before = counts(self.world.acme)
+        response = self.post(self.world.acme, self.body())
+        assert response.status_code == 401
+        (row,) = rows(self.world.acme, source=self.source)
+        assert row.status == WebhookLog.Status.REJECTED and row.error
+        after = counts(self.world.acme)
+        assert {k: after[k] for k in ("contacts", "payments", "signups")} == {
+            k: before[k] for k in ("contacts", "payments", "signups")
+        }
+
+    def test_wrong_signature_is_rejected(self, hooks):
+        response = self.post_signed(self.world.acme, secret="not-the-secret-0000000000000000")
+        assert response.status_code == 401
+        assert [r.status for r in rows(self.world.acme, source=self.source)] == [WebhookLog.Status.REJECTED]
+
+    def test_other_tenants_secret_is_rejected(self, hooks):
+        response = self.post_signed(self.world.acme, secret=self.secret_b)
+        assert response.status_code == 401
+        assert rows(self.world.globex, source=self.source) == []
+
+    def test_tampered_body_is_rejected(self, hooks):
+        body = self.body()
+        signed = self.sign(body, self.secret_a)
+        response = self.post(self.world.acme, body.replace(b"{", b"{ ", 1), signed)
+        assert response.status_code == 401
+
+    def test_stale_signature_is_rejected(self, hooks):
+        if not self.signs_timestamp:
+            pytest.skip(f"{self.source} signs no timestamp: nothing can be stale")
+        body = self.body()
+        response = self.post(self.world.acme, body, self.sign(body, self.secret_a, timestamp=int(time.time()) - 3600))
+        assert response.status_code == 401
+        assert "older" in rows(self.world.acme, source=self.source)[0].error
+
+    def test_the_rejected_status_is_a_setting(self, hooks):
+        with override_settings(WEBHOOK_REJECTED_STATUS=200):
+            assert self.post(self.world.acme, self.body()).status_code == 200
+        assert rows(self.world.acme, source=self.source)[0].status == WebhookLog.Status.REJECTED
+
+    def test_signature_headers_are_stored_redacted(self, hooks):
+        body = self.body()
+        signed = self.sign(body, self.secret_a)
+        self.post(self.world.acme, body, signed)
+        (row,) = rows(self.world.acme, source=self.source)
+        stored = json.dumps(row.headers)
+        for value in signed.get("headers", {}).values():
+            if len(value) >= 8:
+                assert value not in stored
+        assert self.secret_a not in stored
+
+    def test_unknown_tenant_unknown_source_and_unconnected_are_404(self, hooks, django_assert_num_queries):
+        body = self.body()
+        signed = self.sign(body, self.secret_a)
+        assert self.post(self.world.acme, body, signed, path=f"/api/webhooks/no-such-tenant/{self.source}/").status_code == 404
+        assert self.post(self.world.acme, body, signed, path=f"/api/webhooks/{self.world.acme.pk}/nope/").status_code == 404
+        with tenant_context(self.world.globex):
+            TenantIntegration.objects.filter(provider=self.source).update(is_active=False)
+        assert self.post_signed(self.world.globex).status_code == 404
+        with tenant_context(self.world.globex):
+            TenantIntegration.objects.filter(provider=self.source).delete()
+        assert self.post_signed(self.world.globex).status_code == 404
+        assert rows(self.world.acme) == rows(self.world.acme, source="manychat")  # nothing new stored
+        assert rows(self.world.globex, source=self.source) == []
+
+    def test_inactive_tenant_is_404(self, hooks):
+        self.world.acme.is_active = False
+        self.world.acme.save()
+        assert self.post_signed(self.world.acme).status_code == 404
+        assert rows(self.world.acme, source=self.source) == []
+
+    def test_oversize_is_413_and_stores_nothing(self, hooks):
+        with override_settings(WEBHOOK_MAX_BODY_BYTES=64):
+            response = self.post_signed(self.world.acme)
+        assert response.status_code == 413
+        assert rows(self.world.acme, source=self.source) == []
+
+    def test_malformed_but_verified_is_kept_and_marked(self, hooks):
+        body = b"{not json"
+        response = self.post(self.world.acme, body, self.sign(body, self.secret_a))
+        assert response.status_code == 200
+        (row,) = rows(self.world.acme, source=self.source)
+        assert row.status == WebhookLog.Status.MALFORMED and bytes(row.body) == body
+
+    def test_get_answers_health_without_tenant_details(self, hooks):
+        response = self.client.get(webhook_path(self.world.acme, self.source))
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ok" and body["source"] == self.source
+        text = response.content.decode()
+        assert self.world.acme.name not in text and self.secret_a not in text
+
+    def test_both_url_forms_with_and_without_slash(self, hooks):
+        for slash in (True, False):
+            response = self.post_signed(self.world.acme, path=webhook_path(self.world.acme, self.source, slash=slash))
+            assert response.status_code == 200, (slash, response.status_code)
+        response = self.post_signed(self.world.globex, path=webhook_path(self.world.globex, self.source, legacy=True))
+        assert response.status_code == 200
+        slug_path = f"/api/webhooks/{self.world.globex.slug}/{self.source}"
+        assert self.post_signed(self.world.globex, path=slug_path).status_code == 200
+
+    def test_duplicate_is_counted_and_processed_once(self, hooks):
+        assert self.post_signed(self.world.acme).status_code == 200
+        before = counts(self.world.acme)
+        assert self.post_signed(self.world.acme).status_code == 200
+        (row,) = rows(self.world.acme, source=self.source)
+        assert row.delivery_count == 2 and row.attempts == 1
+        assert counts(self.world.acme) == before
+
+    def test_same_event_at_another_tenant_is_processed_there_too(self, hooks):
+        assert self.post_signed(self.world.acme).status_code == 200
+        assert self.post_signed(self.world.globex).status_code == 200
+        (a,) = rows(self.world.acme, source=self.source)
+        (b,) = rows(self.world.globex, source=self.source)
+        assert a.event_id == b.event_id and a.pk != b.pk
+        assert a.status == b.status == WebhookLog.Status.PROCESSED
+
+    def test_previous_secret_works_during_its_grace_period_only(self, hooks):
+        with tenant_context(self.world.acme):
+            integration = TenantIntegration.objects.get(provider=self.source)
+            integration.set_webhook_secret("rotated-secret-aaaaaaaaaaaaaaaaaaaa", grace=timedelta(hours=1))
+            integration.save()
+        assert self.post_signed(self.world.acme, secret=self.secret_a).status_code == 200
+        with tenant_context(self.world.acme):
+            TenantIntegration.objects.filter(provider=self.source).update(
+                previous_webhook_secret_expires_at=timezone.now() - timedelta(seconds=1)
+            )
+            WebhookLog.objects.all().delete()
+        assert self.post_signed(self.world.acme, secret=self.secret_a).status_code == 401
+        assert self.post_signed(self.world.acme, secret="rotated-secret-aaaaaaaaaaaaaaaaaaaa").status_code == 200
+
+    def test_platform_wide_fallback_only_without_a_tenant_secret(self, hooks):
+        fallback = "platform-wide-fallback-secret-000"
+        with override_settings(WEBHOOK_FALLBACK_SECRETS={self.source: fallback}):
+            assert self.post_signed(self.world.acme, secret=fallback).status_code == 401
+            with tenant_context(self.world.acme):
+                TenantIntegration.objects.filter(provider=self.source).update(webhook_secret="")
+            assert self.post_signed(self.world.acme, secret=fallback).status_code == 200
+        with tenant_context(self.world.acme):
+            WebhookLog.objects.all().delete()
+        # Unset (the default): a tenant without a secret accepts nothing.
+        assert self.post_signed(self.world.acme, secret=fallback).status_code == 401
+
+    def test_too_many_deliveries_for_one_tenant_get_429(self, hooks):
+        from django.core.cache import cache
+
+        cache.clear()
+        with override_settings(WEBHOOK_RATE_LIMIT=2):
+            assert self.post_signed(self.world.acme).status_code == 200
+            assert self.post_signed(self.world.acme).status_code == 200
+            response = self.post_signed(self.world.acme)
+            assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+            assert self.post_signed(self.world.globex).status_code == 200  # another tenant's budget
+        cache.clear()
+        assert rows(self.world.acme, source=self.source)[0].delivery_count == 2

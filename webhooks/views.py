@@ -1,0 +1,202 @@
+"""The webhook receiver and its two helper endpoints. HTTP only: decisions live in ``ingest``.
+
+Status codes (README, "Webhooks"): 404 unknown/inactive tenant, unknown source or source not
+connected (nothing stored, a log line); 405 other methods; 413 body over the limit; 415 a body
+type no platform sends; 429 too many deliveries for one tenant; 401 (or the configured status)
+rejected; 200 stored (new, duplicate, ignored or malformed); 503 database unreachable, so the
+sender retries. A POST is never redirected: both URL forms match with or without the slash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import status
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from integrations.models import TenantIntegration, webhook_url
+from integrations.providers.base import WebhookRequest
+from integrations.registry import PROVIDERS
+from tenants.authentication import authenticate_bearer
+from tenants.context import tenant_context
+from tenants.models import Membership, Tenant
+from webhooks.ingest import receive
+from webhooks.models import WebhookLog
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
+
+
+def _json(status_code: int, body: dict, **headers) -> JsonResponse:
+    response = JsonResponse(body, status=status_code)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _not_found(reason: str, **context) -> JsonResponse:
+    log.info("webhook 404: %s %s", reason, context)
+    return _json(404, {"status": "not_found"})
+
+
+def _rate_limited(tenant: Tenant) -> int | None:
+    """Seconds to wait when the tenant is over its limit in this window, else None.
+
+    A fixed window in the shared cache: cheap, and good enough to stop a flood; set
+    ``CACHE_URL`` to Redis so every web process counts together."""
+    limit, window = settings.WEBHOOK_RATE_LIMIT, settings.WEBHOOK_RATE_WINDOW_SECONDS
+    if limit <= 0:
+        return None
+    now = int(time.time())
+    key = f"webhook-rate:{tenant.pk}:{now // window}"
+    cache.add(key, 0, timeout=window + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=window + 5)
+        count = 1
+    return (window - now % window) or 1 if count > limit else None
+
+
+@csrf_exempt
+def receive_webhook(request, first: str, second: str):
+    """``/api/webhooks/<tenant>/<source>/`` and the older ``/api/webhooks/<source>/<tenant-uuid>``."""
+    if second in PROVIDERS:
+        tenant_key, source = first, second
+    elif first in PROVIDERS:
+        tenant_key, source = second, first
+    else:
+        return _not_found("unknown source", path=request.path)
+    try:
+        return _receive(request, tenant_key, source)
+    except (OperationalError, InterfaceError) as exc:
+        # The database is unreachable: nothing could be stored, so ask the sender to retry.
+        log.error("webhook %s for %s: database unavailable (%s)", source, tenant_key, exc.__class__.__name__)
+        return _json(503, {"status": "unavailable"}, Retry_After="30")
+
+
+def _receive(request, tenant_key: str, source: str):
+    if request.method not in ("POST", "GET", "HEAD"):
+        return _json(405, {"status": "method_not_allowed"}, Allow="GET, HEAD, POST")
+    provider = PROVIDERS.get(source)
+    if provider is None or not provider.receives_webhooks:
+        return _not_found("unknown source", source=source)
+    if request.method in ("GET", "HEAD"):
+        # A health answer for people and platforms checking the URL: no tenant details, no secrets.
+        return _json(200, {"status": "ok", "source": source, "accepts": "POST application/json"})
+
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > settings.WEBHOOK_MAX_BODY_BYTES:
+        return _json(413, {"status": "too_large", "limit_bytes": settings.WEBHOOK_MAX_BODY_BYTES})
+    content_type = request.content_type or ""
+    if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
+        return _json(415, {"status": "unsupported_media_type"})
+
+    tenant = Tenant.resolve(tenant_key)
+    if tenant is None:
+        return _not_found("unknown or inactive tenant", tenant=tenant_key, source=source)
+    wait = _rate_limited(tenant)
+    if wait:
+        return _json(429, {"status": "rate_limited"}, Retry_After=str(wait))
+
+    body = request.body
+    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+        return _json(413, {"status": "too_large", "limit_bytes": settings.WEBHOOK_MAX_BODY_BYTES})
+    delivery = WebhookRequest(
+        body=body, headers=request.headers, query=request.GET, remote_addr=request.META.get("REMOTE_ADDR")
+    )
+    with tenant_context(tenant):
+        integration = TenantIntegration.objects.filter(provider=source, is_active=True).first()
+        if integration is None:
+            return _not_found("source not connected", tenant=tenant.slug, source=source)
+        integration.tenant = tenant  # already loaded; spares a query in the provider
+        outcome = receive(provider, integration, delivery)
+    return _json(outcome.status, outcome.body)
+
+
+# --- For tenant users and operators: "where do I point the platform?" and "is it working?" ----
+
+
+def _tenant_for_user(request, tenant_key: str) -> Tenant:
+    """The tenant named in the URL, if the user is staff or one of its members; else 404 (a
+    tenant's existence is not confirmed to outsiders)."""
+    tenant = Tenant.resolve(tenant_key, active_only=False)
+    if tenant is None:
+        raise NotFound()
+    if request.user.is_staff:
+        return tenant
+    if any(m.tenant_id == tenant.pk for m in Membership.of_user(request.user)):
+        return tenant
+    raise NotFound()
+
+
+def _provider_or_404(source: str):
+    provider = PROVIDERS.get(source)
+    if provider is None or not provider.receives_webhooks:
+        raise NotFound()
+    return provider
+
+
+def _prepare(view):
+    """These views sit under /api/webhooks/, where TenantMiddleware does not run: read the bearer
+    token here so DRF's authentication sees it."""
+
+    def wrapped(request, *args, **kwargs):
+        authenticate_bearer(request)
+        return view(request, *args, **kwargs)
+
+    wrapped.__name__ = view.__name__
+    wrapped.csrf_exempt = True
+    return wrapped
+
+
+@api_view(["GET"])
+@permission_classes([IsAuthenticated])
+def _generate_url(request, source: str, tenant_key: str):
+    provider = _provider_or_404(source)
+    tenant = _tenant_for_user(request, tenant_key)
+    url = webhook_url(tenant, source)
+    return Response(
+        {"tenant_id": str(tenant.pk), "tenant_name": tenant.name, "webhook_url": url,
+         "instructions": provider.setup_steps(url)}
+    )
+
+
+@api_view(["GET"])
+@permission_classes([IsAuthenticated])
+def _test_connection(request, source: str, tenant_key: str):
+    provider = _provider_or_404(source)
+    tenant = _tenant_for_user(request, tenant_key)
+    with tenant_context(tenant):
+        integration = TenantIntegration.objects.filter(provider=source).first()
+        last = WebhookLog.objects.filter(source=source).exclude(status=WebhookLog.Status.REJECTED)
+        last_event_at = last.order_by("-received_at").values_list("received_at", flat=True).first()
+    configured = bool(integration and provider.verification_secrets(integration))
+    active = bool(integration and integration.is_active and tenant.is_active)
+    return Response(
+        {
+            "status": "ready" if configured and active else "not_configured",
+            "tenant_id": str(tenant.pk),
+            "tenant_name": tenant.name,
+            "webhook_url": webhook_url(tenant, source),
+            "webhook_secret_configured": configured,
+            "connection_active": active,
+            "supported_events": provider.supported_events,
+            "last_event_at": last_event_at.isoformat() if last_event_at else None,
+        },
+        status=status.HTTP_200_OK,
+    )
+
+
+generate_url = _prepare(_generate_url)
+test_connection = _prepare(_test_connection)

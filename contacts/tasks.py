@@ -1,7 +1,7 @@
 import logging
 
 from celery import shared_task
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, mailers
 
 from contacts.models import Contact
 from tenants.context import tenant_context
@@ -10,11 +10,23 @@ from tenants.models import Membership
 log = logging.getLogger(__name__)
 
 
+def _one_line(value: str, limit: int = 200) -> str:
+    """Text from a webhook payload, safe for a mail header: no line breaks (Django refuses them
+    with ``BadHeaderError``, which would lose the notification), runs of whitespace collapsed."""
+    return " ".join(str(value).split())[:limit]
+
+
 @shared_task(name="contacts.notify_new_contact", acks_late=True)
 def notify_new_contact(tenant_id: str, contact_id: int) -> int:
-    """E-mail the tenant's owners and admins (only theirs) that a contact arrived. Returns how many."""
+    """E-mail the tenant's owners and admins (only theirs) that a contact arrived. Returns how many.
+
+    Queued by ``contacts.services.upsert_contact`` once the transaction that created the contact
+    commits, so a rolled-back handler never notifies. One message per recipient: the tenant's
+    admins do not see each other's addresses, and one bad address does not hold up the others.
+    """
     with tenant_context(tenant_id):
-        contact = Contact.objects.filter(pk=contact_id).first()
+        # Inside the tenant: another tenant's contact id finds nothing (ORM wall and RLS).
+        contact = Contact.objects.select_related("tenant").filter(pk=contact_id).first()
         if contact is None:
             return 0
         recipients = sorted(
@@ -29,14 +41,13 @@ def notify_new_contact(tenant_id: str, contact_id: int) -> int:
         tenant_name = contact.tenant.name
     if not recipients:
         return 0
-    name = contact.full_name or contact.email or "someone"
-    send_mail(
-        subject=f"[{tenant_name}] New contact from {contact.source}: {name}",
-        message=(
-            f"A new contact arrived from {contact.source}.\n\n"
-            f"Name: {contact.full_name or '-'}\nE-mail: {contact.email or '-'}\nPhone: {contact.phone or '-'}\n"
-        ),
-        from_email=None,
-        recipient_list=recipients,
+    name = _one_line(contact.full_name or contact.email or "someone")
+    subject = _one_line(f"[{tenant_name}] New contact from {contact.source}: {name}")
+    body = (
+        f"A new contact arrived from {contact.source}.\n\n"
+        f"Name: {contact.full_name or '-'}\nE-mail: {contact.email or '-'}\nPhone: {contact.phone or '-'}\n"
     )
-    return len(recipients)
+    messages = [EmailMessage(subject, body, None, [address]) for address in recipients]
+    sent = mailers.default.send_messages(messages) or 0
+    log.info("new contact %s of tenant %s: %d notification(s) sent", contact_id, tenant_id, sent)
+    return sent

@@ -124,7 +124,9 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Security headers when served over HTTPS -------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
@@ -167,7 +169,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # and the sweeper publishes it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "visibility_timeout": 3600}
+# Redis: a message a worker took but never acknowledged (the worker died mid-task, acks_late) goes
+# back to the queue after ``visibility_timeout`` seconds. Keep it above the longest task and the
+# longest retry countdown; the reliability tests lower it to see a redelivery within seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2, "socket_timeout": 5,
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
 
 # --- Cache (webhook rate limits, API tokens of platforms) -------------------------------------
 # Shared across processes in production: CACHE_URL=redis://host:6379/1.

@@ -3,9 +3,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from django.contrib.auth import views as auth_views
+
+from contacts import pages as contact_pages
 from contacts.api import ContactViewSet, PaymentViewSet, PendingSignupViewSet
+from integrations import pages as integration_pages
 from integrations.api import IntegrationViewSet
+from tenants import pages as tenant_pages
 from tenants.api import CurrentTenantView
+from webhooks import pages as webhook_pages
 from webhooks import views as webhook_views
 from webhooks.api import WebhookEventViewSet
 
@@ -19,6 +25,21 @@ router.register("webhook-events", WebhookEventViewSet, basename="webhook-event")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Tenant users' pages (server-rendered; the tenant comes from the signed-in user).
+    path("", tenant_pages.dashboard, name="dashboard"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("tenants/pick/", tenant_pages.pick_tenant, name="pick-tenant"),
+    path("members/", tenant_pages.members, name="members"),
+    path("members/invite/", tenant_pages.invite_member, name="invite-member"),
+    path("members/<int:membership_id>/remove/", tenant_pages.remove_member, name="remove-member"),
+    path("setup/<str:provider_name>/", integration_pages.setup, name="setup"),
+    path("setup/<str:provider_name>/check/", integration_pages.check_connection, name="check-connection"),
+    path("webhooks/", webhook_pages.log_list, name="webhook-log"),
+    path("webhooks/<int:pk>/", webhook_pages.log_detail, name="webhook-detail"),
+    path("webhooks/<int:pk>/replay/", webhook_pages.log_replay, name="webhook-replay"),
+    path("signups/", contact_pages.signups, name="signups"),
+    path("signups/decide/", contact_pages.decide, name="signups-decide"),
     path("api/v1/tenant/", CurrentTenantView.as_view(), name="api-tenant"),
     path("api/v1/", include(router.urls)),
     # Webhooks: with or without the trailing slash, so a POST is never redirected.

@@ -1,31 +1,74 @@
 import logging
 
+import requests
 from celery import shared_task
+from django.utils import timezone
 
 from contacts.models import Contact
-from integrations.http import RateLimited
+from integrations.http import ApiError, RateLimited
 from integrations.models import TenantIntegration
 from integrations.providers.brevo.client import BrevoClient
 from tenants.context import tenant_context
 
 log = logging.getLogger(__name__)
 
+NETWORK_RETRY_BASE_SECONDS = 60
+
+
+def record_sync_error(tenant_id: str, integration_id: int, message: str) -> None:
+    """Keep why an outbound sync failed on the tenant's integration (the admin and the setup page
+    show it). ``message`` must already be free of credentials."""
+    with tenant_context(tenant_id):
+        TenantIntegration.objects.filter(pk=integration_id).update(
+            last_error=message[:2000], last_error_at=timezone.now()
+        )
+
 
 @shared_task(name="integrations.sync_contact_to_brevo", bind=True, acks_late=True, max_retries=8)
 def sync_contact_to_brevo(self, tenant_id: str, contact_id: int) -> str:
-    """Upsert one contact into the tenant's Brevo list, when the tenant has Brevo connected."""
+    """Upsert one new contact into the tenant's Brevo list, when the tenant has Brevo connected.
+
+    Queued on commit after ``upsert_contact`` created the contact. A 429 comes back after Brevo's
+    ``x-sib-ratelimit-reset``; a refused request (4xx, or a 5xx the HTTP session already retried)
+    is recorded on the integration (``last_error``) and not retried: the contact is upserted again
+    by the next sync that touches it. The API key never reaches an error message or a log line.
+    """
     with tenant_context(tenant_id):
         integration = TenantIntegration.objects.filter(provider="brevo", is_active=True).first()
+        if integration is None:
+            return "skipped (Brevo not connected)"
         contact = Contact.objects.filter(pk=contact_id).first()
-        if integration is None or contact is None or not contact.email:
-            return "skipped"
-        api_key, list_id = integration.value("api_key"), integration.value("list_id")
+        if contact is None or not contact.email:
+            return "skipped (no contact with an e-mail)"
+        api_key = integration.value("api_key")
+        list_id = str(integration.value("list_id") or "").strip()
     if not api_key:
-        return "skipped"
-    list_ids = [int(list_id)] if str(list_id).isdigit() else []
+        record_sync_error(tenant_id, integration.pk, "Brevo sync: no API key is set")
+        return "failed (no API key)"
+    if not list_id.isdigit():
+        record_sync_error(tenant_id, integration.pk, "Brevo sync: the list id is missing or not a number")
+        return "failed (no list id)"
     attributes = {k: v for k, v in (("FIRSTNAME", contact.first_name), ("LASTNAME", contact.last_name)) if v}
     try:
-        BrevoClient(api_key).upsert_contact(contact.email, attributes, list_ids)
+        BrevoClient(api_key).upsert_contact(contact.email, attributes, [int(list_id)])
     except RateLimited as exc:
+        if self.request.retries >= self.max_retries:
+            record_sync_error(
+                tenant_id, integration.pk, f"Brevo sync: still rate limited after {self.request.retries + 1} tries"
+            )
+            return "failed (rate limited)"
         raise self.retry(countdown=exc.retry_after, exc=exc)
+    except ApiError as exc:  # the message names the status and Brevo's error code, never the key
+        record_sync_error(tenant_id, integration.pk, f"Brevo sync: {exc}")
+        log.warning("brevo sync of contact %s (tenant %s) failed: %s", contact_id, tenant_id, exc)
+        return "failed"
+    except requests.RequestException as exc:
+        # Network trouble (worth another try later). Its text names the URL, never a header; the
+        # stored reason keeps only the exception's class all the same.
+        reason = f"Brevo sync: Brevo could not be reached ({exc.__class__.__name__})"
+        record_sync_error(tenant_id, integration.pk, reason)
+        log.warning("brevo sync of contact %s (tenant %s): %s", contact_id, tenant_id, reason)
+        if self.request.retries >= self.max_retries:
+            return "failed (unreachable)"
+        raise self.retry(countdown=NETWORK_RETRY_BASE_SECONDS * 2**self.request.retries, exc=exc)
     return "synced"

@@ -1,10 +1,15 @@
 """Onboarding tenants: the tenant list, and each tenant's integrations and members on its page."""
 
-from django.contrib import admin
-from django.db.models import Count
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from integrations.admin import TenantIntegrationInline
 from tenants.models import Membership, Tenant
+from webhooks.models import WebhookLog
 
 
 class MembershipInline(admin.TabularInline):
@@ -16,7 +21,8 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "is_active", "integration_count", "created_at")
+    list_display = ("name", "slug", "is_active", "integration_count", "last_event_at", "failures_24h", "created_at")
+    actions = ("deactivate", "activate")
     list_filter = ("is_active", "timezone")
     search_fields = ("name", "slug", "owner_name", "report_email")
     prepopulated_fields = {"slug": ("name",)}
@@ -29,7 +35,41 @@ class TenantAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # Counted in the list query itself: one query however many tenants the page shows.
-        return super().get_queryset(request).annotate(integration_count=Count("integrations"))
+        # Subqueries, not joins, so the counts of one relation do not multiply the other's.
+        logs = WebhookLog.objects.filter(tenant=OuterRef("pk")).order_by().values("tenant")
+        since = timezone.now() - timedelta(hours=24)
+        return super().get_queryset(request).annotate(
+            integration_count=Count("integrations"),
+            last_event_at=Subquery(
+                logs.exclude(status=WebhookLog.Status.REJECTED).annotate(m=Max("received_at")).values("m")
+            ),
+            failures_24h=Coalesce(
+                Subquery(
+                    logs.filter(status__in=[WebhookLog.Status.FAILED, WebhookLog.Status.DEAD], updated_at__gte=since)
+                    .annotate(c=Count("pk")).values("c"),
+                    output_field=IntegerField(),
+                ),
+                0,
+            ),
+        )
+
+    @admin.display(description="last event", ordering="last_event_at")
+    def last_event_at(self, obj):
+        return obj.last_event_at
+
+    @admin.display(description="failures (24 h)", ordering="failures_24h")
+    def failures_24h(self, obj):
+        return obj.failures_24h
+
+    @admin.action(description="Deactivate selected tenants (their webhooks get 404)")
+    def deactivate(self, request, queryset):
+        changed = queryset.update(is_active=False, updated_at=timezone.now())
+        self.message_user(request, f"{changed} tenant(s) deactivated.", messages.WARNING)
+
+    @admin.action(description="Activate selected tenants")
+    def activate(self, request, queryset):
+        changed = queryset.update(is_active=True, updated_at=timezone.now())
+        self.message_user(request, f"{changed} tenant(s) activated.")
 
     @admin.display(description="integrations", ordering="integration_count")
     def integration_count(self, obj):

@@ -25,19 +25,30 @@ class Resolution:
     refused: bool = False
 
 
-def requested_tenant_key(request) -> str:
-    return (
-        request.GET.get("tenant")
-        or request.headers.get("X-Tenant")
-        or (request.session.get(SESSION_KEY, "") if hasattr(request, "session") else "")
-    )
+def requested_tenant_key(request) -> tuple[str, bool]:
+    """The tenant the request names, and whether it named it explicitly (URL or header) rather
+    than through the tenant remembered in the session."""
+    explicit = request.GET.get("tenant") or request.headers.get("X-Tenant")
+    if explicit:
+        return explicit, True
+    return (request.session.get(SESSION_KEY, "") if hasattr(request, "session") else ""), False
 
 
 def resolve_request_tenant(request) -> Resolution:
     user = request.user
     if not user.is_authenticated:
         return Resolution()
-    key = requested_tenant_key(request)
+    key, explicit = requested_tenant_key(request)
+    resolution = _resolve(user, key)
+    if resolution.refused and not explicit:
+        # A remembered tenant the user may no longer act for (membership removed, tenant
+        # deleted): forget it and fall back, rather than locking every page.
+        request.session.pop(SESSION_KEY, None)
+        resolution = _resolve(user, "")
+    return resolution
+
+
+def _resolve(user, key: str) -> Resolution:
     if user.is_staff:
         tenant = Tenant.resolve(key, active_only=False) if key else None
         return Resolution(tenant=tenant, refused=bool(key) and tenant is None)

@@ -1,13 +1,19 @@
 """Every stored delivery, for operators: read-only, as it arrived (headers already redacted).
 
-Replay comes later (an admin action here); nothing in this page changes a row.
+The one thing this page changes is a row's place in the queue: the "replay" action puts the
+selected deliveries back to ``received`` and queues them once the action's transaction commits
+(the admin runs in an operator context, so rows of several tenants can be replayed at once; each
+is processed in its own tenant's context). Rejected rows and rows no handler takes are skipped.
 """
 
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
+from webhooks import processing
 from webhooks.models import WebhookLog
 
 
@@ -17,6 +23,7 @@ class WebhookLogAdmin(admin.ModelAdmin):
     list_filter = ("tenant", "source", "status")
     search_fields = ("event_id",)
     list_select_related = ("tenant",)
+    actions = ("replay",)
     fieldsets = (
         (None, {"fields": ("tenant", "source", "event_type", "event_id", "status", "error")}),
         ("Delivery", {"fields": (
@@ -37,6 +44,37 @@ class WebhookLogAdmin(admin.ModelAdmin):
         return False
 
     # Deleting stays allowed: deleting a tenant in the admin needs it for the tenant's rows.
+
+    def has_replay_permission(self, request):
+        """Replaying changes a row's state: it takes the model's change permission (superusers
+        have it), even though no field of a row can be edited here."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
+
+    @admin.action(description="Replay selected deliveries (process them again)", permissions=["replay"])
+    def replay(self, request, queryset):
+        queued = skipped = 0
+        for row in queryset.select_related(None).only("pk", "tenant_id", "source", "event_type", "status", "event_id"):
+            if processing.replay(row):
+                queued += 1
+                self.log_change(request, row, "Replayed (queued for processing again).")
+            else:
+                skipped += 1
+        self.message_user(
+            request,
+            ngettext("%d delivery queued for replay.", "%d deliveries queued for replay.", queued) % queued,
+            messages.SUCCESS if queued else messages.WARNING,
+        )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%d delivery skipped: rejected, or no handler for its event type.",
+                    "%d deliveries skipped: rejected, or no handler for their event type.",
+                    skipped,
+                ) % skipped,
+                messages.WARNING,
+            )
 
     @admin.display(description="headers")
     def headers_display(self, obj):

@@ -34,13 +34,19 @@ class WebhookEventViewSet(TenantScopedViewSet):
 
     @action(detail=True, methods=["post"], permission_classes=[IsTenantAdmin])
     def replay(self, request, pk=None):
-        """Process a stored delivery again (tenant owners and admins). Handlers are idempotent."""
+        """Process a stored delivery again (tenant owners and admins; another tenant's row is 404).
+
+        202: queued, processed once the request commits (handlers are idempotent, so a replayed
+        payment is not counted twice). 409: a rejected delivery (never verified) or one no handler
+        takes cannot be replayed."""
         row = self.get_object()
         with transaction.atomic():
             queued = processing.replay(row)
         if not queued:
-            return Response(
-                {"status": "not_replayable", "reason": f"a {row.status} delivery with no handler cannot be replayed"},
-                status=status.HTTP_409_CONFLICT,
-            )
+            if row.status == WebhookLog.Status.REJECTED:
+                reason = "a rejected delivery was never verified and cannot be replayed"
+            else:
+                reason = f"no handler for event type {row.event_type or '(none)'}: nothing to replay"
+            return Response({"status": "not_replayable", "id": row.pk, "reason": reason},
+                            status=status.HTTP_409_CONFLICT)
         return Response({"status": "queued", "id": row.pk}, status=status.HTTP_202_ACCEPTED)

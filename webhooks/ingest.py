@@ -32,14 +32,27 @@ class Outcome:
     log_id: int | None = None
 
 
+REDACTED_SECRET = b"[redacted]"
+
+
+def redact_secrets(body: bytes, secrets: list[str]) -> bytes:
+    """The body as stored: any of the tenant's secrets in it replaced. Senders such as Eventbrite
+    echo the endpoint URL, token included, inside the payload; a stored row must not hold it."""
+    for secret in secrets:
+        if len(secret) >= 8:
+            body = body.replace(secret.encode(), REDACTED_SECRET)
+    return body
+
+
 def receive(provider: Provider, integration: TenantIntegration, request: WebhookRequest) -> Outcome:
     headers = redact_headers(request.headers)
+    stored_body = redact_secrets(request.body, provider.verification_secrets(integration))
     try:
         provider.verify(request, integration)
     except VerificationFailed as exc:
         row = WebhookLog.objects.create(
             source=provider.name, event_id=body_hash(request.body), status=WebhookLog.Status.REJECTED,
-            error=str(exc), headers=headers, body=request.body, remote_addr=request.remote_addr,
+            error=str(exc), headers=headers, body=stored_body, remote_addr=request.remote_addr,
         )
         log.info("webhook %s rejected for tenant %s: %s", provider.name, integration.tenant_id, exc)
         return Outcome(settings.WEBHOOK_REJECTED_STATUS, {"status": "rejected", "reason": str(exc)}, row.pk)
@@ -47,32 +60,37 @@ def receive(provider: Provider, integration: TenantIntegration, request: Webhook
     try:
         payload = provider.parse(request.body)
     except ValueError:
-        return _store(provider, request, headers, event_id=body_hash(request.body), event_type="",
+        return _store(provider, request, headers, stored_body, event_id=body_hash(request.body), event_type="",
                       status=WebhookLog.Status.MALFORMED, error="verified, but the body is not a JSON object")
 
     answer = provider.handshake(request, payload, integration)
     if answer is not None:
         return Outcome(200, answer)
 
-    event_type = provider.event_type(payload, request)[:128]
-    event_id = provider.event_id(payload, request)[:255]
+    try:
+        event_type = provider.event_type(payload, request)[:128]
+        event_id = provider.event_id(payload, request)[:255]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        # Verified, but not shaped as the platform documents: keep it for operators, never a 500.
+        return _store(provider, request, headers, stored_body, event_id=body_hash(request.body), event_type="",
+                      status=WebhookLog.Status.MALFORMED, error="verified, but its event type or id could not be read")
     if provider.handler_for(event_type) is None:
         known = event_type in provider.ignored_events
-        return _store(provider, request, headers, event_id=event_id, event_type=event_type,
+        return _store(provider, request, headers, stored_body, event_id=event_id, event_type=event_type,
                       status=WebhookLog.Status.IGNORED,
                       error="" if known else f"no handler for event type {event_type or '(none)'}")
-    return _store(provider, request, headers, event_id=event_id, event_type=event_type,
+    return _store(provider, request, headers, stored_body, event_id=event_id, event_type=event_type,
                   status=WebhookLog.Status.RECEIVED, queue=True)
 
 
-def _store(provider, request, headers, *, event_id, event_type, status, error="", queue=False) -> Outcome:
+def _store(provider, request, headers, body, *, event_id, event_type, status, error="", queue=False) -> Outcome:
     try:
         # A savepoint: when the unique key (tenant, source, event_id) is taken, only this insert
         # is undone and the transaction carries on to count the repeat delivery.
         with transaction.atomic():
             row = WebhookLog.objects.create(
                 source=provider.name, event_id=event_id, event_type=event_type, status=status, error=error,
-                headers=headers, body=request.body, remote_addr=request.remote_addr,
+                headers=headers, body=body, remote_addr=request.remote_addr,
             )
     except IntegrityError:
         counted = (

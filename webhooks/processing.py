@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from integrations.models import TenantIntegration
 from integrations.providers.base import Event
-from integrations.registry import get_provider
+from integrations.registry import PROVIDERS, get_provider
 from tenants.context import tenant_context
 from webhooks.models import WebhookLog
 
@@ -72,7 +72,10 @@ def record_failure(log_id: int, tenant_id: str, error: BaseException, final: boo
 def retry_delay(retries: int) -> float:
     """Exponential backoff with jitter: uniform(c/2, c) where c = min(cap, base * 2**retries), so
     retries never bunch up and never come sooner than half the nominal delay."""
-    ceiling = min(settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * (2**retries))
+    # The exponent is clamped: far past the cap, base * 2**retries would not fit a float
+    # (OverflowError from retries ≈ 1020 on), and the cap applies long before 64 anyway.
+    exponent = min(max(retries, 0), 64)
+    ceiling = min(settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * (2**exponent))
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -84,8 +87,8 @@ def replay(row: WebhookLog) -> bool:
 
     if row.status == WebhookLog.Status.REJECTED:
         return False
-    provider = get_provider(row.source)
-    if provider.handler_for(row.event_type) is None:
+    provider = PROVIDERS.get(row.source)  # a row of a provider removed since: nothing to run it
+    if provider is None or provider.handler_for(row.event_type) is None:
         return False
     WebhookLog.objects.filter(pk=row.pk).update(status=WebhookLog.Status.RECEIVED, error="", updated_at=timezone.now())
     enqueue_on_commit(process_webhook, row.pk, str(row.tenant_id))
@@ -94,11 +97,14 @@ def replay(row: WebhookLog) -> bool:
 
 def stuck_rows(now=None):
     """Rows a lost publish or a broker outage left behind: ``received`` for too long, or
-    ``failed`` for longer than the longest backoff (its retry message was lost)."""
+    ``failed`` for longer than the longest backoff (its retry message was lost).
+
+    Oldest first: the sweeper takes a batch at a time, and with the model's newest-first order a
+    backlog larger than one batch would never reach its oldest rows."""
     now = now or timezone.now()
     received_before = now - timezone.timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
     failed_before = now - timezone.timedelta(seconds=settings.WEBHOOK_RETRY_MAX_SECONDS * 2)
     return WebhookLog.objects.filter(
         Q(status=WebhookLog.Status.RECEIVED, updated_at__lt=received_before)
         | Q(status=WebhookLog.Status.FAILED, updated_at__lt=failed_before)
-    )
+    ).order_by("updated_at", "pk")

@@ -30,7 +30,9 @@ def process_webhook(self, log_id: int, tenant_id: str) -> str:
             # In-process mode (no broker) does not sleep in a request: the row stays "failed"
             # for the sweeper or a replay.
             return "dead" if not self.request.is_eager else "failed"
-        raise self.retry(countdown=retry_delay(retries), exc=exc)
+        # A platform's own "come back in N seconds" (a 429) wins over our backoff when longer.
+        countdown = max(getattr(exc, "retry_after", 0), retry_delay(retries))
+        raise self.retry(countdown=countdown, exc=exc)
 
 
 @shared_task(name="webhooks.sweep_webhooks")

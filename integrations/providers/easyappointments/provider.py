@@ -1,4 +1,13 @@
-from integrations.providers.base import CredentialField, Provider, WebhookAuth
+"""Easy!Appointments: an outgoing webhook carries one static header whose name and value the E!A
+admin chooses; we treat it as the tenant's token in ``X-Webhook-Token``. E!A versions that send
+no header at all can put ``?token=`` in the URL instead: the base class accepts both.
+
+E!A tries once and keeps no id for a delivery, so the event id is derived: the action, the
+object's id and the body's hash. The same bytes twice are one event; any change is a new one.
+"""
+
+from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
+from integrations.providers.easyappointments.handlers import HANDLERS, IGNORED_EVENTS
 
 
 class EasyAppointmentsProvider(Provider):
@@ -11,3 +20,27 @@ class EasyAppointmentsProvider(Provider):
         CredentialField("username", "API user", secret=False, required=False),
         CredentialField("password", "API password or token", required=False),
     )
+    handlers = HANDLERS
+    ignored_events = IGNORED_EVENTS
+
+    def event_type(self, payload, request):
+        return str(payload.get("action") or "")
+
+    def event_id(self, payload, request):
+        inner = payload.get("payload")
+        object_id = inner.get("id", "") if isinstance(inner, dict) else ""
+        return f"{self.event_type(payload, request)}:{object_id}:{body_hash(request.body)}"
+
+    def setup_steps(self, webhook_url):
+        return [
+            "In Easy!Appointments open Settings → Webhooks (an administrator's page) and click Add.",
+            f"URL: {webhook_url}",
+            "Secret header: X-Webhook-Token, with the webhook token shown on this page as its value. Whether "
+            "your E!A version sends it is unconfirmed (the public 1.4/1.5 client sends no header at all): if "
+            f"deliveries are rejected, use the URL {webhook_url}?token=<your webhook token> instead.",
+            "Actions: appointment save, appointment delete and customer save. Other actions are stored and "
+            "marked ignored.",
+            "E!A sends each event once and does not retry: check this tenant's webhook log after a test booking. "
+            "The appointment must carry its customer (e-mail, names, phone); a payload without one is marked "
+            "failed with that reason.",
+        ]

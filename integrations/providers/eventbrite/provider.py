@@ -1,10 +1,19 @@
+"""Eventbrite: no signing, and no way to set a header, so the tenant's token is only accepted in
+the URL (``?token=``), as Eventbrite advises for a private URL; a token in a header is ignored.
+
+The body is a pointer, ``{"config": {"action", "webhook_id", …}, "api_url"}``: the handlers fetch
+``api_url`` with the tenant's private token. The event id is Eventbrite's ``X-Eventbrite-Delivery``
+header when present, else ``<action>:<api_url>`` (PROVIDERS.md). Eventbrite deletes a webhook that
+is answered 410, so nothing here may produce one (the receiver view never does).
+"""
+
 from integrations.providers.base import CredentialField, Provider, WebhookAuth
+from integrations.providers.eventbrite.handlers import HANDLERS, IGNORED_EVENTS
 
 
 class EventbriteProvider(Provider):
     name = "eventbrite"
     label = "Eventbrite"
-    # Eventbrite does not sign: the token rides in the URL (?token=), as Eventbrite advises.
     webhook_auth = WebhookAuth.TOKEN
     webhook_secret_label = "Webhook URL token (?token=)"
     docs_url = "https://www.eventbrite.com/platform/docs/webhooks"
@@ -13,3 +22,30 @@ class EventbriteProvider(Provider):
         CredentialField("client_secret", "Client secret", required=False),
         CredentialField("private_token", "Private token", help_text="Used to fetch each delivery's api_url."),
     )
+    handlers = HANDLERS
+    ignored_events = IGNORED_EVENTS
+    token_in_header = False
+
+    def event_type(self, payload, request):
+        config = payload.get("config")
+        return str(config.get("action") or "") if isinstance(config, dict) else ""
+
+    def event_id(self, payload, request):
+        delivery = request.headers.get("X-Eventbrite-Delivery", "").strip()
+        if delivery:
+            return delivery
+        return f"{self.event_type(payload, request)}:{payload.get('api_url') or ''}"
+
+    def setup_steps(self, webhook_url):
+        return [
+            "In Eventbrite open Account Settings → Developer Links → API Keys and copy your private token "
+            "into “Private token” here: each delivery is fetched with it.",
+            "Open Developer Links → Webhooks and click “Add Webhook”.",
+            f"Payload URL: {webhook_url}?token=<your webhook token> — the token must be in the URL, because "
+            "Eventbrite cannot send headers. Treat the whole URL as a secret.",
+            "Actions: order.placed, order.updated, attendee.updated and attendee.checked_in (others are stored "
+            "and marked ignored). Choose the event, or all events.",
+            "Orders add each ticket holder as a contact and a sign-up to approve; check-ins and attendee "
+            "changes are added to the contact's history. Use Eventbrite's “Test” button, then check this "
+            "tenant's webhook log.",
+        ]

@@ -1,4 +1,14 @@
-from integrations.providers.base import CredentialField, Provider, WebhookAuth
+"""ManyChat: no signing. The flow's External Request step carries the tenant's token in the
+``X-Webhook-Token`` header (or ``?token=``), checked in constant time by the base class.
+
+Nothing about the body is ManyChat's own format: the flow author builds it. The shape we read is
+documented in ``handlers.py`` and on the setup page; because the same bytes can legitimately be
+sent twice for one subscriber (a flow run twice), the event id is the subscriber id plus the body's
+hash, as PROVIDERS.md states: an identical repeat is a duplicate, any change is a new event.
+"""
+
+from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
+from integrations.providers.manychat.handlers import DEFAULT_EVENT, HANDLERS, IGNORED_EVENTS, subscriber_of
 
 
 class ManyChatProvider(Provider):
@@ -10,3 +20,33 @@ class ManyChatProvider(Provider):
     credential_fields = (
         CredentialField("api_key", "API key", required=False, help_text="Settings → API; the page-id:key pair."),
     )
+    handlers = HANDLERS
+    ignored_events = IGNORED_EVENTS
+
+    def event_type(self, payload, request):
+        explicit = payload.get("event") or payload.get("type")
+        if explicit:
+            return str(explicit)
+        return DEFAULT_EVENT if subscriber_of(payload).get("id") else ""
+
+    def event_id(self, payload, request):
+        subscriber_id = str(subscriber_of(payload).get("id") or "").strip()
+        digest = body_hash(request.body)
+        return f"{subscriber_id}:{digest}" if subscriber_id else digest
+
+    def setup_steps(self, webhook_url):
+        return [
+            "In ManyChat open the flow that should report subscribers and add an Action → “External Request” "
+            "(a ManyChat Pro feature).",
+            f"Request type: POST. Request URL: {webhook_url}",
+            "Headers: add X-Webhook-Token with the webhook token shown on this page. (If your flow cannot set "
+            "headers, append ?token=<your webhook token> to the URL instead.)",
+            "Body: application/json, and insert “Full Subscriber Data” (id, first_name, last_name, email, phone, "
+            "custom_fields). Optionally add \"event\": \"new_subscriber\" or \"subscriber.updated\"; without it the "
+            "body is recorded as a \"subscriber\" event. The subscriber may also be wrapped as "
+            "{\"subscriber\": {…}}.",
+            "The body is built by your flow, not by ManyChat, so this shape is our convention: custom fields are "
+            "kept whether they come as an object or as ManyChat's list of {name, value}.",
+            "Click “Test the request”: a 200 answer means the delivery was stored; it appears in this tenant's "
+            "webhook log.",
+        ]

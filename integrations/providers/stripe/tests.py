@@ -5,7 +5,7 @@ from contacts.models import Contact, Payment
 from integrations.providers.base import hmac_sha256_hex
 from tenants.context import tenant_context
 from webhooks.models import WebhookLog
-from webhooks.testing import WebhookSecuritySuite, fixture_bytes, fixture_names, rows
+from webhooks.testing import SignedBodyTests, SignedTimestampTests, WebhookSecuritySuite, fixture_bytes, fixture_names, rows
 
 
 def stripe_signature(body: bytes, secret: str, timestamp: int | None = None, extra_v1: tuple[str, ...] = ()) -> str:
@@ -14,10 +14,9 @@ def stripe_signature(body: bytes, secret: str, timestamp: int | None = None, ext
     return f"t={t}," + ",".join(f"v1={sig}" for sig in v1)
 
 
-class TestStripe(WebhookSecuritySuite):
+class TestStripe(SignedBodyTests, SignedTimestampTests, WebhookSecuritySuite):
     source = "stripe"
     valid_fixture = "checkout_session_completed"
-    signs_timestamp = True
     secret_a = "whsec_tenantA0123456789abcdefghij"
     secret_b = "whsec_tenantB0123456789abcdefghij"
 

@@ -1,14 +1,13 @@
 import logging
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Q
 
 from engarde.commands import Command as BaseCommand
+from tenants.accounts import AmbiguousAccount, find_or_create_user
 from tenants.context import tenant_context
 from tenants.models import ApiToken, Membership, Tenant
 
@@ -36,20 +35,11 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is None:
             raise CommandError(f"no tenant with slug {slug!r}")
-        User = get_user_model()
         with transaction.atomic():
-            # The same person may exist under another username (made in the admin): match on the
-            # e-mail too, and refuse to guess when two accounts share it.
-            matches = list(User.objects.filter(Q(username__iexact=email) | Q(email__iexact=email))[:2])
-            if len(matches) > 1:
-                raise CommandError(f"two accounts use {email}; merge them in the admin first")
-            user = matches[0] if matches else None
-            if user is None:
-                user = User(username=email, email=email)
-                user.set_unusable_password()
-                created = True
-            else:
-                created = False
+            try:
+                user, created = find_or_create_user(email)
+            except AmbiguousAccount as exc:
+                raise CommandError(exc.message) from None
             if password is not None:
                 try:
                     validate_password(password, user)

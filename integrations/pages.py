@@ -1,0 +1,104 @@
+"""Setup pages: one per platform, for the tenant's own users."""
+
+import logging
+from functools import cache
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from integrations.forms import IntegrationForm, integration_form_for
+from integrations.http import ApiError, RateLimited
+from integrations.models import TenantIntegration, webhook_url
+from integrations.registry import PROVIDERS
+from tenants.decorators import can_administer, tenant_page
+from webhooks.models import WebhookLog
+
+audit_log = logging.getLogger("engarde.audit")
+RECENT_DELIVERIES = 10
+
+
+@cache
+def setup_form_class(provider):
+    """The admin's form for this provider, without the tenant and provider fields: on a tenant's
+    page both are given by the request and the URL."""
+
+    class Meta(IntegrationForm.Meta):
+        fields = ["is_active"]
+
+    base = integration_form_for(provider)
+    return type(f"{base.__name__}Setup", (base,), {"Meta": Meta})
+
+
+def _provider(name):
+    provider = PROVIDERS.get(name)
+    if provider is None:
+        raise Http404("No such platform.")
+    return provider
+
+
+@tenant_page
+def setup(request, provider_name: str):
+    provider = _provider(provider_name)
+    integration = TenantIntegration.objects.filter(provider=provider.name).first()
+    instance = integration or TenantIntegration(provider=provider.name, is_active=True)
+    form_class = setup_form_class(provider)
+    can_edit = can_administer(request)
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied("Only the tenant's owners and admins can change a connection.")
+        form = form_class(request.POST, instance=instance)
+        if form.is_valid():
+            saved = form.save()
+            audit_log.info(
+                "integration %s of tenant %s saved by user %s (%s)", provider.name, request.tenant.slug,
+                request.user.pk, ", ".join(form.changed_names) or "no change",
+            )
+            if form.generated_token:
+                messages.success(request, f"New webhook token (shown only now, copy it to {provider.label}): "
+                                          f"{form.generated_token}")
+            missing = saved.missing_fields()
+            messages.success(request, f"{provider.label} saved." + (f" Still missing: {', '.join(missing)}." if missing else ""))
+            return redirect("setup", provider.name)
+    else:
+        form = form_class(instance=instance)
+    url = webhook_url(request.tenant, provider.name) if provider.receives_webhooks else ""
+    deliveries = (
+        WebhookLog.objects.filter(source=provider.name).defer("body", "headers").order_by("-received_at")[:RECENT_DELIVERIES]
+    )
+    # What members (who may look, not change) see of the connection: never a secret's value.
+    summary = [
+        (field.label, (integration.masked(field.name) or "not set") if field.secret else (integration.value(field.name) or "not set"))
+        if integration else (field.label, "not set")
+        for field in provider.credential_fields
+    ]
+    return render(request, "integrations/setup.html", {
+        "summary": summary,
+        "section": "dashboard", "provider": provider, "integration": integration, "form": form,
+        "webhook_url": url, "steps": provider.setup_steps(url) if url else provider.setup_steps(""),
+        "deliveries": deliveries, "can_edit": can_edit,
+        "can_check": integration is not None and hasattr(provider, "check_connection"),
+    }, status=400 if request.method == "POST" else 200)
+
+
+@tenant_page
+@require_POST
+def check_connection(request, provider_name: str):
+    """Call the platform's API with the tenant's credentials and say whether it answered."""
+    provider = _provider(provider_name)
+    integration = TenantIntegration.objects.filter(provider=provider.name).first()
+    if integration is None or not hasattr(provider, "check_connection"):
+        raise Http404("Nothing to check.")
+    try:
+        detail = provider.check_connection(integration)
+    except RateLimited as exc:
+        messages.error(request, f"{provider.label} is rate-limiting us; try again in {exc.retry_after:.0f} s.")
+    except (ApiError, ValueError, KeyError) as exc:
+        messages.error(request, f"{provider.label} did not accept the connection: {exc}")
+    except OSError:
+        messages.error(request, f"{provider.label} could not be reached.")
+    else:
+        messages.success(request, f"{provider.label} answered: {detail or 'connection works'}.")
+    return redirect("setup", provider.name)

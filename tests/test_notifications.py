@@ -1,0 +1,162 @@
+"""A new contact e-mails its tenant's owners and admins: only that tenant's, only once, and only
+for a contact whose transaction committed."""
+
+import json
+
+import pytest
+
+from conftest import SHARED_EMAIL, make_user
+from contacts.models import Contact
+from contacts.services import upsert_contact
+from contacts.tasks import notify_new_contact
+from integrations.providers.stripe.tests import stripe_signature
+from tenants.context import tenant_context
+from tenants.models import Membership
+from webhooks.models import WebhookLog
+from webhooks.testing import connect, fixture_bytes, rows, webhook_path
+
+STRIPE_SECRETS = {"acme": "whsec_acme_notify_0123456789abcdefgh", "globex": "whsec_globex_notify_0123456789abcdef"}
+CHECKOUT_EMAIL = "jamie.rivera@example.com"  # the customer of the checkout fixture
+
+
+@pytest.fixture
+def stripe(world):
+    for tenant in (world.acme, world.globex):
+        connect(tenant, "stripe", STRIPE_SECRETS[tenant.slug])
+    return world
+
+
+@pytest.fixture
+def deliver(client, django_capture_on_commit_callbacks):
+    """POST a signed Stripe body to a tenant, running what is queued on commit (processing, then
+    the notification) before returning, as a worker would right after."""
+
+    def post(tenant, body: bytes | None = None):
+        body = fixture_bytes("stripe", "checkout_session_completed") if body is None else body
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                webhook_path(tenant, "stripe"), data=body, content_type="application/json",
+                HTTP_STRIPE_SIGNATURE=stripe_signature(body, STRIPE_SECRETS[tenant.slug]),
+            )
+        assert response.status_code == 200, response.content
+        return response
+
+    return post
+
+
+def checkout(event_id: str, payment_intent: str, **customer) -> bytes:
+    """The checkout fixture as another event (own id and payment), for the customer given."""
+    payload = json.loads(fixture_bytes("stripe", "checkout_session_completed"))
+    payload["id"] = event_id
+    session = payload["data"]["object"]
+    session["id"], session["payment_intent"] = f"cs_{event_id}", payment_intent
+    session["customer_details"].update(customer)
+    return json.dumps(payload).encode()
+
+
+def recipients(mailoutbox) -> list[str]:
+    return sorted(address for message in mailoutbox for address in message.recipients())
+
+
+def test_a_new_contact_mails_the_tenants_owner_only(stripe, deliver, mailoutbox):
+    deliver(stripe.acme)
+    with tenant_context(stripe.acme):
+        contact = Contact.objects.get(email=CHECKOUT_EMAIL)  # the delivery made a new contact
+    (message,) = mailoutbox
+    assert message.to == ["alice@example.com"]  # the owner; not bob (a member), not dana (globex)
+    assert message.recipients() == ["alice@example.com"]
+    assert message.subject == "[Acme] New contact from stripe: Jamie Rivera"
+    assert CHECKOUT_EMAIL in message.body and contact.phone in message.body
+    assert "Globex" not in message.subject + message.body
+
+
+def test_the_same_customer_again_sends_nothing_more(stripe, deliver, mailoutbox):
+    deliver(stripe.acme)
+    assert len(mailoutbox) == 1
+    # A second purchase by the same customer: a new event and a new payment, but a known contact.
+    deliver(stripe.acme, checkout("evt_second_purchase", "pi_second_purchase", email="JAMIE.RIVERA@example.com"))
+    assert [r.status for r in rows(stripe.acme, source="stripe")] == ["processed", "processed"]
+    with tenant_context(stripe.acme):
+        assert Contact.objects.filter(email=CHECKOUT_EMAIL).count() == 1
+    assert len(mailoutbox) == 1
+    # The world's own contact (pat@) buying is not news either.
+    deliver(stripe.acme, checkout("evt_pat_buys", "pi_pat_buys", email=SHARED_EMAIL, name="Pat"))
+    assert len(mailoutbox) == 1
+
+
+def test_each_tenant_mails_its_own_people(stripe, deliver, mailoutbox):
+    deliver(stripe.globex)
+    assert recipients(mailoutbox) == ["dana@example.com"]
+    assert mailoutbox[0].subject.startswith("[Globex] ")
+    # The same customer is new at acme too: a contact of each tenant, a mail for each.
+    deliver(stripe.acme)
+    assert recipients(mailoutbox) == ["alice@example.com", "dana@example.com"]
+
+
+def test_admins_are_mailed_too_each_their_own_message(stripe, deliver, mailoutbox):
+    carol = make_user("carol")
+    eve = make_user("eve", is_active=False)  # an admin whose account is switched off
+    nomail = make_user("nomail")
+    nomail.email = ""
+    nomail.save()
+    with tenant_context(stripe.acme):
+        for user in (carol, eve, nomail):
+            Membership.objects.create(user=user, role=Membership.Role.ADMIN)
+    deliver(stripe.acme)
+    assert recipients(mailoutbox) == ["alice@example.com", "carol@example.com"]
+    # One message each: admins do not see each other's addresses.
+    assert sorted(len(message.recipients()) for message in mailoutbox) == [1, 1]
+
+
+def test_a_handler_that_fails_after_creating_the_contact_sends_nothing(stripe, deliver, mailoutbox):
+    """The handler upserts the customer, then fails (no payment id in the session): the whole
+    transaction rolls back, so the contact never existed and nobody is told about it."""
+    payload = json.loads(checkout("evt_broken_checkout", "unused", email="new.person@example.com"))
+    del payload["data"]["object"]["id"], payload["data"]["object"]["payment_intent"]
+    deliver(stripe.acme, json.dumps(payload).encode())
+    (row,) = rows(stripe.acme, source="stripe")
+    assert row.status == WebhookLog.Status.FAILED and "KeyError" in row.error
+    with tenant_context(stripe.acme):
+        assert not Contact.objects.filter(email="new.person@example.com").exists()
+    assert mailoutbox == []
+
+
+def test_a_rolled_back_transaction_sends_nothing(world, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError):
+            with tenant_context(world.acme):
+                _, created = upsert_contact(source="manual", email="rolled.back@example.com")
+                assert created
+                raise RuntimeError("something later in the same transaction failed")
+    assert callbacks == [] and mailoutbox == []
+    with tenant_context(world.acme):
+        assert not Contact.objects.filter(email="rolled.back@example.com").exists()
+    # The same, committed: one mail.
+    with django_capture_on_commit_callbacks(execute=True):
+        with tenant_context(world.acme):
+            upsert_contact(source="manual", email="rolled.back@example.com")
+    assert recipients(mailoutbox) == ["alice@example.com"]
+
+
+def test_a_task_for_one_tenant_cannot_read_anothers_contact(world, mailoutbox):
+    with tenant_context(world.globex):
+        globex_contact = Contact.objects.get(email=SHARED_EMAIL)
+    assert notify_new_contact(str(world.acme.pk), globex_contact.pk) == 0
+    assert mailoutbox == []
+    assert notify_new_contact(str(world.globex.pk), globex_contact.pk) == 1
+    assert recipients(mailoutbox) == ["dana@example.com"]
+
+
+def test_a_line_break_in_a_name_from_a_payload_does_not_lose_the_mail(world, mailoutbox,
+                                                                     django_capture_on_commit_callbacks):
+    """Names come from webhook payloads. A line break in a mail header makes Django refuse the
+    message (BadHeaderError), and the notification would be lost; nor may it add a header."""
+    with django_capture_on_commit_callbacks(execute=True):
+        with tenant_context(world.acme):
+            upsert_contact(source="manychat", email="crlf@example.com", first_name="Mallory\r\nBcc: spy@evil.test",
+                           last_name="X")
+    (message,) = mailoutbox
+    assert message.recipients() == ["alice@example.com"]
+    assert "\n" not in message.subject and "\r" not in message.subject
+    assert "spy@evil.test" not in message.message().get_all("Bcc", [])
+    assert message.subject == "[Acme] New contact from manychat: Mallory Bcc: spy@evil.test X"

@@ -1,0 +1,277 @@
+"""The processing state machine: received → processing → processed; a failing handler → failed
+(will retry, with backoff) → dead; a processed row is never processed twice; the sweeper
+publishes what a lost publish left behind.
+
+Handlers fail here for a real reason: a correctly signed Stripe checkout whose session lacks
+both its ``id`` and its ``payment_intent``, so the Stripe handler's ``session["id"]`` raises
+``KeyError`` (after it has upserted the customer: the rollback is part of what is tested).
+
+How a worker's retries are shown: ``Task.apply()`` runs a task the way the in-process mode does
+(``request.is_eager``), and ``process_webhook`` deliberately never sleeps or marks ``dead`` there.
+So the worker's N-th delivery is reproduced with the request a worker would set
+(``push_request(retries=N, is_eager=False, called_directly=False)``) around the real task body;
+the only thing replaced is the broker publish of the retry message, which has no broker to go
+to in tests and is recorded instead.
+"""
+
+import json
+import random
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from celery.exceptions import Retry
+from django.test import override_settings
+from django.utils import timezone
+
+from contacts.models import Contact, Payment
+from integrations.models import TenantIntegration
+from integrations.providers.stripe.tests import stripe_signature
+from tenants.context import operator_context, tenant_context
+from webhooks import processing
+from webhooks.models import WebhookLog
+from webhooks.processing import retry_delay
+from webhooks.tasks import process_webhook, sweep_webhooks
+from webhooks.testing import connect, fixture_bytes, rows, webhook_path
+
+STRIPE_SECRETS = {"acme": "whsec_acme_processing_0123456789abcd", "globex": "whsec_globex_processing_0123456789a"}
+CHECKOUT_PI = "pi_3QxCheckout00000001"
+
+
+def broken_checkout() -> bytes:
+    payload = json.loads(fixture_bytes("stripe", "checkout_session_completed"))
+    payload["id"] = "evt_broken_checkout"
+    session = payload["data"]["object"]
+    del session["id"], session["payment_intent"]
+    session["customer_details"]["email"] = "broken.checkout@example.com"
+    return json.dumps(payload).encode()
+
+
+@pytest.fixture
+def stripe(world):
+    for tenant in (world.acme, world.globex):
+        connect(tenant, "stripe", STRIPE_SECRETS[tenant.slug])
+    return world
+
+
+@pytest.fixture
+def post(client, django_capture_on_commit_callbacks):
+    """POST a signed Stripe body. ``process=False`` stores it without running what is queued on
+    commit: the publish is lost, as when the broker was down, and the row stays ``received``."""
+
+    def send(tenant, body: bytes | None = None, process: bool = True):
+        body = fixture_bytes("stripe", "checkout_session_completed") if body is None else body
+        request = dict(
+            path=webhook_path(tenant, "stripe"), data=body, content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=stripe_signature(body, STRIPE_SECRETS[tenant.slug]),
+        )
+        if process:
+            with django_capture_on_commit_callbacks(execute=True):
+                response = client.post(**request)
+        else:
+            response = client.post(**request)
+        assert response.status_code == 200, response.content
+        return rows(tenant, source="stripe", event_id=json.loads(body)["id"])[0]
+
+    return send
+
+
+def reload(tenant, row) -> WebhookLog:
+    with tenant_context(tenant):
+        return WebhookLog.objects.get(pk=row.pk)
+
+
+def stripe_integration(tenant) -> TenantIntegration:
+    with tenant_context(tenant):
+        return TenantIntegration.objects.get(provider="stripe")
+
+
+@contextmanager
+def worker_delivery(args: tuple, retries: int):
+    """``process_webhook`` as a worker runs its delivery number ``retries + 1`` of the message
+    with ``args``; yields the list the retry messages it publishes are recorded in."""
+    task = process_webhook._get_current_object()
+    published = []
+    task.apply_async = lambda args=None, kwargs=None, **options: published.append((tuple(args or ()), options))
+    task.push_request(id=f"delivery-{retries}", args=list(args), kwargs={}, retries=retries, is_eager=False,
+                      called_directly=False)
+    try:
+        yield published
+    finally:
+        task.pop_request()
+        del task.apply_async
+
+
+def run_as_worker(row, retries: int):
+    args = (row.pk, str(row.tenant_id))
+    with worker_delivery(args, retries) as published:
+        try:
+            outcome = process_webhook.run(*args)
+        except Retry as retry:
+            outcome = retry
+    return outcome, published
+
+
+# --- a failing handler --------------------------------------------------------------------------
+def test_a_failing_handler_leaves_the_row_failed_with_its_reason(stripe, post):
+    row = post(stripe.acme, broken_checkout())
+    assert row.status == WebhookLog.Status.FAILED
+    assert row.attempts == 1 and row.processed_at is None
+    assert row.error == "KeyError: 'id'"
+    # The handler's writes were rolled back with it: the customer it upserted is not there.
+    with tenant_context(stripe.acme):
+        assert not Contact.objects.filter(email="broken.checkout@example.com").exists()
+    integration = stripe_integration(stripe.acme)
+    assert integration.last_error == "KeyError: 'id'" and integration.last_error_at is not None
+    # Only that tenant's integration.
+    assert stripe_integration(stripe.globex).last_error == ""
+
+
+def test_in_process_mode_leaves_a_failure_for_the_sweeper_or_a_replay(stripe, post):
+    """``apply()`` is the in-process mode (no broker): it never waits for a backoff and never
+    declares a row dead, even at the last retry number; the row stays ``failed``."""
+    row = post(stripe.acme, broken_checkout())
+    with override_settings(WEBHOOK_MAX_RETRIES=2):
+        result = process_webhook.apply(args=(row.pk, str(stripe.acme.pk)), retries=2)
+    assert result.get() == "failed"
+    row = reload(stripe.acme, row)
+    assert (row.status, row.attempts) == (WebhookLog.Status.FAILED, 2)
+
+
+@override_settings(WEBHOOK_MAX_RETRIES=3, WEBHOOK_RETRY_BASE_SECONDS=30.0, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
+def test_a_worker_retries_with_backoff_then_the_row_is_dead(stripe, post):
+    row = post(stripe.acme, broken_checkout())  # attempt 1 (in-process, at delivery time)
+    for retries in range(3):
+        outcome, published = run_as_worker(row, retries)
+        assert isinstance(outcome, Retry), outcome
+        ceiling = 30.0 * 2**retries
+        assert ceiling / 2 <= outcome.when <= ceiling
+        # What went to the broker: the same row and tenant, the next retry number, that countdown.
+        ((args, options),) = published
+        assert args == (row.pk, str(stripe.acme.pk))
+        assert options["retries"] == retries + 1 and options["countdown"] == outcome.when
+        current = reload(stripe.acme, row)
+        assert (current.status, current.attempts) == (WebhookLog.Status.FAILED, retries + 2)
+    # The delivery after the last retry: dead, nothing more published.
+    outcome, published = run_as_worker(row, 3)
+    assert outcome == "dead" and published == []
+    row = reload(stripe.acme, row)
+    assert (row.status, row.attempts, row.error) == (WebhookLog.Status.DEAD, 5, "KeyError: 'id'")
+    # Dead is final for the worker: another delivery of the message changes nothing.
+    outcome, published = run_as_worker(row, 0)
+    assert outcome == "skipped (dead)" and published == []
+    assert reload(stripe.acme, row).attempts == 5
+
+
+# --- exactly once in effect ---------------------------------------------------------------------
+def test_a_processed_row_is_not_processed_twice(stripe, post):
+    row = post(stripe.acme)
+    assert (row.status, row.attempts) == (WebhookLog.Status.PROCESSED, 1)
+    processed_at = row.processed_at
+    # The task delivered again (a redelivered message, a second worker): it finds the row done.
+    assert process_webhook.apply(args=(row.pk, str(stripe.acme.pk))).get() == "skipped (processed)"
+    outcome, published = run_as_worker(row, 0)
+    assert outcome == "skipped (processed)" and published == []
+    row = reload(stripe.acme, row)
+    assert (row.status, row.attempts, row.processed_at) == (WebhookLog.Status.PROCESSED, 1, processed_at)
+    with tenant_context(stripe.acme):
+        assert Payment.objects.filter(external_id=CHECKOUT_PI).count() == 1
+
+
+def test_a_task_naming_another_tenant_finds_nothing(stripe, post):
+    row = post(stripe.acme, process=False)
+    assert process_webhook.apply(args=(row.pk, str(stripe.globex.pk))).get() == "skipped (missing)"
+    assert reload(stripe.acme, row).status == WebhookLog.Status.RECEIVED
+    with tenant_context(stripe.globex):
+        assert not Payment.objects.filter(external_id=CHECKOUT_PI).exists()
+
+
+def test_record_failure_never_touches_a_row_that_is_done(stripe, post):
+    row = post(stripe.acme)
+    processing.record_failure(row.pk, str(stripe.acme.pk), RuntimeError("late"), final=True)
+    row = reload(stripe.acme, row)
+    assert (row.status, row.attempts, row.error) == (WebhookLog.Status.PROCESSED, 1, "")
+
+
+# --- the sweeper --------------------------------------------------------------------------------
+def age(tenant, row, seconds: float) -> None:
+    with tenant_context(tenant):
+        WebhookLog.objects.filter(pk=row.pk).update(updated_at=timezone.now() - timedelta(seconds=seconds))
+
+
+@override_settings(WEBHOOK_SWEEP_AFTER_SECONDS=120, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
+def test_the_sweeper_publishes_stuck_rows_of_every_tenant_and_only_those(stripe, post):
+    # Stored, but their publish was lost: "received".
+    stuck = post(stripe.acme, process=False)
+    fresh = post(stripe.globex, process=False)
+    # Failed, and their retry message was lost (or not yet due).
+    body = broken_checkout()
+    failed_long_ago = post(stripe.globex, body)
+    failed_recently = post(stripe.acme, body)
+    for row in (stuck, fresh, failed_long_ago, failed_recently):
+        assert row.status in (WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED)
+    age(stripe.acme, stuck, 121)
+    age(stripe.globex, fresh, 60)
+    age(stripe.globex, failed_long_ago, 2 * 3600 + 1)
+    age(stripe.acme, failed_recently, 3600)  # past the sweep delay, not past twice the longest backoff
+
+    assert sweep_webhooks.apply().get() == 2
+
+    stuck, fresh = reload(stripe.acme, stuck), reload(stripe.globex, fresh)
+    assert (stuck.status, stuck.attempts) == (WebhookLog.Status.PROCESSED, 1)
+    assert (fresh.status, fresh.attempts) == (WebhookLog.Status.RECEIVED, 0)
+    assert reload(stripe.globex, failed_long_ago).attempts == 2  # tried again (and failed again)
+    assert reload(stripe.acme, failed_recently).attempts == 1
+    with tenant_context(stripe.acme):
+        assert Payment.objects.filter(external_id=CHECKOUT_PI).count() == 1
+    with tenant_context(stripe.globex):
+        assert not Payment.objects.filter(external_id=CHECKOUT_PI).exists()  # fresh: not yet
+
+
+@override_settings(WEBHOOK_SWEEP_AFTER_SECONDS=120, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
+def test_the_sweeper_leaves_finished_rows_alone_however_old(stripe, post, client, django_capture_on_commit_callbacks):
+    processed = post(stripe.acme)
+    with django_capture_on_commit_callbacks(execute=True):  # unsigned: rejected
+        client.post(webhook_path(stripe.acme, "stripe"), data=fixture_bytes("stripe", "payment_intent_succeeded"),
+                    content_type="application/json")
+    (rejected,) = rows(stripe.acme, source="stripe", status=WebhookLog.Status.REJECTED)
+    dead = post(stripe.acme, broken_checkout())
+    processing.record_failure(dead.pk, str(stripe.acme.pk), KeyError("id"), final=True)
+    ignored = post(stripe.acme, fixture_bytes("stripe", "customer_created"))
+    for row in (processed, rejected, dead, ignored):
+        age(stripe.acme, row, 30 * 24 * 3600)
+    assert [reload(stripe.acme, r).status for r in (processed, rejected, dead, ignored)] == [
+        "processed", "rejected", "dead", "ignored",
+    ]
+    assert sweep_webhooks.apply().get() == 0
+
+
+@override_settings(WEBHOOK_SWEEP_AFTER_SECONDS=120, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
+def test_the_sweeper_takes_the_oldest_stuck_rows_first(stripe, post):
+    """The sweeper publishes a batch at a time: the oldest must go first, or a backlog larger than
+    a batch would starve its oldest rows (the model's own order is newest first)."""
+    older = post(stripe.acme, process=False)
+    newer = post(stripe.globex, process=False)
+    age(stripe.acme, older, 600)
+    age(stripe.globex, newer, 300)
+    with operator_context("test: the sweeper's order"):
+        assert list(processing.stuck_rows().values_list("pk", flat=True)) == [older.pk, newer.pk]
+
+
+# --- backoff --------------------------------------------------------------------------------------
+@override_settings(WEBHOOK_RETRY_BASE_SECONDS=30.0, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
+def test_retry_delay_grows_exponentially_with_jitter_within_half_to_full_and_is_capped():
+    random.seed(20251122)
+    ceilings = []
+    for retries in range(12):
+        ceiling = min(3600.0, 30.0 * 2**retries)
+        ceilings.append(ceiling)
+        samples = [retry_delay(retries) for _ in range(300)]
+        assert all(ceiling / 2 <= s <= ceiling for s in samples), retries
+        assert len(set(samples)) > 250  # jittered, not one fixed value
+        assert max(samples) > ceiling * 0.95 and min(samples) < ceiling * 0.55  # spans the band
+    assert ceilings[:7] == [30.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0]  # doubles each time
+    assert ceilings[7:] == [3600.0] * 5  # then the cap
+    for retries in (50, 1100, 10**6):  # far past the cap: still capped, never an overflow
+        assert 1800.0 <= retry_delay(retries) <= 3600.0
+

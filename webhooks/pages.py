@@ -1,0 +1,60 @@
+"""The tenant's webhook log: list with filters, one delivery, replay (owners and admins)."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from integrations.registry import PROVIDERS
+from tenants.decorators import can_administer, tenant_page
+from webhooks import processing
+from webhooks.models import WebhookLog
+
+PAGE_SIZE = 50
+
+
+@tenant_page
+def log_list(request):
+    rows = WebhookLog.objects.defer("body", "headers").order_by("-received_at", "-pk")
+    source, status = request.GET.get("source", ""), request.GET.get("status", "")
+    if source:
+        rows = rows.filter(source=source)
+    if status:
+        rows = rows.filter(status=status)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "webhooks/log.html", {
+        "section": "log", "page": page, "source": source, "status": status,
+        "sources": [(p.name, p.label) for p in PROVIDERS.values() if p.receives_webhooks],
+        "statuses": WebhookLog.Status.choices, "can_replay": can_administer(request),
+    })
+
+
+def _row(pk: int) -> WebhookLog:
+    row = WebhookLog.objects.filter(pk=pk).first()  # the tenant's rows only: another's is a 404
+    if row is None:
+        raise Http404("No such delivery.")
+    return row
+
+
+@tenant_page
+def log_detail(request, pk: int):
+    row = _row(pk)
+    return render(request, "webhooks/detail.html", {
+        "section": "log", "row": row, "provider": PROVIDERS.get(row.source),
+        "can_replay": can_administer(request) and row.status != WebhookLog.Status.REJECTED,
+    })
+
+
+@tenant_page(admin_only=True)
+@require_POST
+def log_replay(request, pk: int):
+    row = _row(pk)
+    with transaction.atomic():
+        queued = processing.replay(row)
+    if queued:
+        messages.success(request, f"Delivery {row.event_id} queued again.")
+    else:
+        messages.error(request, "This delivery cannot be replayed (rejected, or no handler for its event type).")
+    return redirect("webhook-detail", row.pk)

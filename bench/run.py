@@ -261,6 +261,7 @@ def measure(name: str, server: Server, url: str, workdir: Path) -> dict:
             warm = workdir / f"{name}-warmup.events"
             write_events(warm, min(EVENTS, 20000), f"{name}warm")
             run_wrk(url, warm, WARMUP)
+            time.sleep(1)  # let the warm-up's last requests finish before counting starts
         flush_redis()
         events = workdir / f"{name}.events"
         write_events(events, EVENTS, name)  # fresh timestamps, just before the run

@@ -209,6 +209,13 @@ WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120
 # --- Platform API bases (configurable so tests and proxies can point elsewhere) ---------------
 BREVO_API_BASE = env.str("BREVO_API_BASE", default="https://api.brevo.com/v3")
 EVENTBRITE_API_BASE = env.str("EVENTBRITE_API_BASE", default="https://www.eventbriteapi.com/v3")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+ZOOM_OAUTH_URL = env.str("ZOOM_OAUTH_URL", default="https://zoom.us/oauth/token")
+GHL_API_BASE = env.str("GHL_API_BASE", default="https://services.leadconnectorhq.com")
+GHL_API_VERSION = env.str("GHL_API_VERSION", default="2021-07-28")
+MANYCHAT_API_BASE = env.str("MANYCHAT_API_BASE", default="https://api.manychat.com")
+META_GRAPH_BASE = env.str("META_GRAPH_BASE", default="https://graph.facebook.com")
+META_GRAPH_VERSION = env.str("META_GRAPH_VERSION", default="v25.0")
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -52,3 +52,20 @@ def retry_after_seconds(response, *header_names: str, default: float = 10.0) -> 
             except ValueError:
                 continue
     return default
+
+
+def call_json(session: requests.Session, method: str, url: str, *, platform: str, **kwargs) -> dict:
+    """One API call: the JSON answer, ``RateLimited`` on 429, ``ApiError`` otherwise. Error
+    messages name the platform, the status and the path, never a header or a credential."""
+    from urllib.parse import urlsplit
+
+    response = session.request(method, url, allow_redirects=False, **kwargs)
+    path = urlsplit(url).path
+    if response.status_code == 429:
+        raise RateLimited(retry_after_seconds(response))
+    if not 200 <= response.status_code < 300:
+        raise ApiError(f"{platform} answered {response.status_code} to {method} {path}")
+    try:
+        return response.json()
+    except ValueError:
+        raise ApiError(f"{platform} answered {method} {path} with something that is not JSON") from None

@@ -71,4 +71,7 @@ def sync_contact_to_brevo(self, tenant_id: str, contact_id: int) -> str:
         if self.request.retries >= self.max_retries:
             return "failed (unreachable)"
         raise self.retry(countdown=NETWORK_RETRY_BASE_SECONDS * 2**self.request.retries, exc=exc)
+    # Working again: an old error must not keep the platform looking broken on the dashboard.
+    with tenant_context(tenant_id):
+        TenantIntegration.objects.filter(pk=integration.pk).exclude(last_error="").update(last_error="")
     return "synced"

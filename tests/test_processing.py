@@ -7,7 +7,8 @@ both its ``id`` and its ``payment_intent``, so the Stripe handler's ``session["i
 ``KeyError`` (after it has upserted the customer: the rollback is part of what is tested).
 
 How a worker's retries are shown: ``Task.apply()`` runs a task the way the in-process mode does
-(``request.is_eager``), and ``process_webhook`` deliberately never sleeps or marks ``dead`` there.
+(``request.is_eager``), and ``process_webhook`` deliberately never sleeps there and counts attempts
+on the row instead of Celery's retry number.
 So the worker's N-th delivery is reproduced with the request a worker would set
 (``push_request(retries=N, is_eager=False, called_directly=False)``) around the real task body;
 the only thing replaced is the broker publish of the retry message, which has no broker to go
@@ -128,14 +129,17 @@ def test_a_failing_handler_leaves_the_row_failed_with_its_reason(stripe, post):
 
 
 def test_in_process_mode_leaves_a_failure_for_the_sweeper_or_a_replay(stripe, post):
-    """``apply()`` is the in-process mode (no broker): it never waits for a backoff and never
-    declares a row dead, even at the last retry number; the row stays ``failed``."""
-    row = post(stripe.acme, broken_checkout())
+    """``apply()`` is the in-process mode (no broker): it never waits for a backoff. The row stays
+    ``failed`` (for the sweeper or a replay) until it has had as many attempts as a worker would
+    make, counted on the row itself, and is ``dead`` after that."""
+    row = post(stripe.acme, broken_checkout())  # attempt 1, at delivery time
     with override_settings(WEBHOOK_MAX_RETRIES=2):
-        result = process_webhook.apply(args=(row.pk, str(stripe.acme.pk)), retries=2)
-    assert result.get() == "failed"
+        assert process_webhook.apply(args=(row.pk, str(stripe.acme.pk))).get() == "failed"
+        row = reload(stripe.acme, row)
+        assert (row.status, row.attempts) == (WebhookLog.Status.FAILED, 2)
+        process_webhook.apply(args=(row.pk, str(stripe.acme.pk)))
     row = reload(stripe.acme, row)
-    assert (row.status, row.attempts) == (WebhookLog.Status.FAILED, 2)
+    assert (row.status, row.attempts) == (WebhookLog.Status.DEAD, 3)
 
 
 @override_settings(WEBHOOK_MAX_RETRIES=3, WEBHOOK_RETRY_BASE_SECONDS=30.0, WEBHOOK_RETRY_MAX_SECONDS=3600.0)

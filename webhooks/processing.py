@@ -14,7 +14,7 @@ import random
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from integrations.models import TenantIntegration
@@ -54,9 +54,18 @@ def process(log_id: int, tenant_id: str) -> str:
         return row.status
 
 
-def record_failure(log_id: int, tenant_id: str, error: BaseException, final: bool) -> None:
-    """After a failed attempt (its transaction rolled back): count it and keep the reason."""
-    status = WebhookLog.Status.DEAD if final else WebhookLog.Status.FAILED
+def record_failure(log_id: int, tenant_id: str, error: BaseException, final: bool | None) -> None:
+    """After a failed attempt (its transaction rolled back): count it and keep the reason.
+
+    ``final=None`` decides by the row's own count of attempts (in-process mode, where no Celery
+    retry counter exists): ``dead`` once it has had ``WEBHOOK_MAX_RETRIES`` + 1 attempts."""
+    if final is None:
+        status = Case(
+            When(attempts__gte=settings.WEBHOOK_MAX_RETRIES, then=Value(WebhookLog.Status.DEAD)),
+            default=Value(WebhookLog.Status.FAILED),
+        )
+    else:
+        status = WebhookLog.Status.DEAD if final else WebhookLog.Status.FAILED
     message = f"{error.__class__.__name__}: {error}"[:2000]
     with tenant_context(tenant_id):
         WebhookLog.objects.filter(pk=log_id, status__in=PROCESSABLE).update(

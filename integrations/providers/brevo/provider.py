@@ -9,3 +9,17 @@ class BrevoProvider(Provider):
         CredentialField("api_key", "API key"),
         CredentialField("list_id", "List ID", secret=False, help_text="New contacts are added to this list."),
     )
+
+    def check_connection(self, integration) -> str:
+        from integrations.providers.brevo.client import BrevoClient
+
+        if not integration.value("api_key"):
+            raise ValueError("enter the API key first")
+        return BrevoClient(integration.value("api_key")).test_connection()
+
+    def setup_steps(self, webhook_url):
+        return [
+            "In Brevo open your profile menu → SMTP & API → API keys, and generate a key for En Garde.",
+            "Open Contacts → Lists, pick (or create) the list new contacts should join, and note its ID.",
+            "Enter the key and the list ID here, save, then use “Check connection”.",
+        ]

@@ -207,6 +207,16 @@ def test_an_unreachable_brevo_is_recorded_and_retried(both, brevo, retries):
         contact = Contact.objects.create(email="later@example.com", source="manual")
     assert sync_contact_to_brevo.apply(args=(str(both.acme.pk), contact.pk)).get() == "synced"
     assert retries == [60]
+    # The failed try was recorded (its time stays); the success that followed cleared the message.
+    integration = integration_of(both.acme)
+    assert integration.last_error_at is not None and integration.last_error == ""
+
+
+def test_an_unreachable_brevo_keeps_its_reason_until_it_works(both, brevo, retries):
+    brevo.add(responses.POST, CONTACTS_URL, body=requests.ConnectionError("connection refused"))
+    with tenant_context(both.acme):
+        contact = Contact.objects.create(email="never@example.com", source="manual")
+    sync_contact_to_brevo.apply(args=(str(both.acme.pk), contact.pk))
     assert integration_of(both.acme).last_error == "Brevo sync: Brevo could not be reached (ConnectionError)"
 
 

@@ -8,6 +8,7 @@ object's id and the body's hash. The same bytes twice are one event; any change 
 
 from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.easyappointments.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.http import call_json, make_session
 
 
 class EasyAppointmentsProvider(Provider):
@@ -44,3 +45,13 @@ class EasyAppointmentsProvider(Provider):
             "The appointment must carry its customer (e-mail, names, phone); a payload without one is marked "
             "failed with that reason.",
         ]
+
+    def check_connection(self, integration) -> str:
+        """GET <url>/index.php/api/v1/services with the API user (Basic) or token (Bearer)."""
+        url, user, password = (integration.value(n) for n in ("url", "username", "password"))
+        if not (url and password):
+            raise ValueError("enter the installation URL and the API password or token first")
+        auth = {"auth": (user, password)} if user else {"headers": {"Authorization": f"Bearer {password}"}}
+        services = call_json(make_session(), "GET", f"{url.rstrip('/')}/index.php/api/v1/services",
+                             platform="Easy!Appointments", params={"length": 1}, **auth)
+        return f"{len(services)} service(s) visible" if isinstance(services, list) else "the API answered"

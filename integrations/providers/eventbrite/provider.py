@@ -9,6 +9,8 @@ is answered 410, so nothing here may produce one (the receiver view never does).
 
 from integrations.providers.base import CredentialField, Provider, WebhookAuth
 from integrations.providers.eventbrite.handlers import HANDLERS, IGNORED_EVENTS
+from django.conf import settings
+from integrations.http import call_json, make_session
 
 
 class EventbriteProvider(Provider):
@@ -49,3 +51,12 @@ class EventbriteProvider(Provider):
             "changes are added to the contact's history. Use Eventbrite's “Test” button, then check this "
             "tenant's webhook log.",
         ]
+
+    def check_connection(self, integration) -> str:
+        """GET /users/me/ with the tenant's private token."""
+        token = integration.value("private_token")
+        if not token:
+            raise ValueError("enter the private token first")
+        me = call_json(make_session(), "GET", f"{settings.EVENTBRITE_API_BASE}/users/me/", platform="Eventbrite",
+                       headers={"Authorization": f"Bearer {token}"})
+        return f"signed in as {me.get('name') or me.get('id', 'a user')}"

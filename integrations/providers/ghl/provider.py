@@ -23,6 +23,7 @@ from django.conf import settings
 
 from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, body_hash
 from integrations.providers.ghl.handlers import HANDLERS, IGNORED_EVENTS, WORKFLOW_EVENT
+from integrations.http import call_json, make_session
 
 
 @functools.lru_cache(maxsize=4)
@@ -165,3 +166,12 @@ class GoHighLevelProvider(Provider):
             "Optional: a private integration token (Settings → Private Integrations) lets En Garde look up and "
             "update contacts.",
         ]
+
+    def check_connection(self, integration) -> str:
+        """GET /locations/{id} with the private integration token (and the API's Version header)."""
+        token, location = integration.value("api_key"), integration.value("location_id")
+        if not (token and location):
+            raise ValueError("enter the private integration token and the location ID first")
+        answer = call_json(make_session(), "GET", f"{settings.GHL_API_BASE}/locations/{location}", platform="GoHighLevel",
+                           headers={"Authorization": f"Bearer {token}", "Version": settings.GHL_API_VERSION})
+        return f"location {(answer.get('location') or {}).get('name', location)}"

@@ -9,6 +9,8 @@ hash, as PROVIDERS.md states: an identical repeat is a duplicate, any change is 
 
 from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.manychat.handlers import DEFAULT_EVENT, HANDLERS, IGNORED_EVENTS, subscriber_of
+from django.conf import settings
+from integrations.http import call_json, make_session
 
 
 class ManyChatProvider(Provider):
@@ -50,3 +52,14 @@ class ManyChatProvider(Provider):
             "Click “Test the request”: a 200 answer means the delivery was stored; it appears in this tenant's "
             "webhook log.",
         ]
+
+    def check_connection(self, integration) -> str:
+        """GET /fb/page/getInfo. ManyChat reports errors in the body, so check ``status`` too."""
+        key = integration.value("api_key")
+        if not key:
+            raise ValueError("enter the API key first")
+        answer = call_json(make_session(), "GET", f"{settings.MANYCHAT_API_BASE}/fb/page/getInfo", platform="ManyChat",
+                           headers={"Authorization": f"Bearer {key}"})
+        if answer.get("status") != "success":
+            raise ValueError("ManyChat refused the key")
+        return f"page {(answer.get('data') or {}).get('name', 'found')}"

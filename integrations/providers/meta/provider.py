@@ -1,4 +1,6 @@
 from integrations.providers.base import CredentialField, Provider
+from django.conf import settings
+from integrations.http import call_json, make_session
 
 
 class MetaAdsProvider(Provider):
@@ -9,3 +11,22 @@ class MetaAdsProvider(Provider):
         CredentialField("access_token", "Long-lived access token"),
         CredentialField("ad_account_id", "Ad account ID", secret=False, help_text="act_…"),
     )
+
+    def check_connection(self, integration) -> str:
+        """GET act_<id>?fields=name,currency with the tenant's access token."""
+        token, account = integration.value("access_token"), integration.value("ad_account_id")
+        if not (token and account):
+            raise ValueError("enter the access token and the ad account ID first")
+        account = account if account.startswith("act_") else f"act_{account}"
+        answer = call_json(make_session(), "GET", f"{settings.META_GRAPH_BASE}/{settings.META_GRAPH_VERSION}/{account}",
+                           platform="Meta", params={"fields": "name,currency"},
+                           headers={"Authorization": f"Bearer {token}"})
+        return f"ad account {answer.get('name', account)}"
+
+    def setup_steps(self, webhook_url):
+        return [
+            "In Meta Business Settings → Users → System users, create a system user with access to the ad account.",
+            "Generate a long-lived token for it with the ads_read permission.",
+            "Enter the token and the ad account ID (act_…) here, save, then use “Check connection”.",
+            "Ads, creatives and daily insights are then pulled on a schedule; no webhooks are involved.",
+        ]

@@ -6,6 +6,8 @@ import stripe
 
 from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth
 from integrations.providers.stripe.handlers import HANDLERS, IGNORED_EVENTS
+from django.conf import settings
+from integrations.http import call_json, make_session
 
 TOLERANCE_SECONDS = 300
 
@@ -58,3 +60,13 @@ class StripeProvider(Provider):
             "Select the events checkout.session.completed, payment_intent.succeeded and charge.refunded.",
             "Save, then reveal the endpoint's signing secret (whsec_…) and enter it here.",
         ]
+
+    def check_connection(self, integration) -> str:
+        """GET /v1/balance with the tenant's secret key: proves the key works, changes nothing."""
+        key = integration.value("secret_key")
+        if not key:
+            raise ValueError("enter the secret key first")
+        balance = call_json(make_session(), "GET", f"{settings.STRIPE_API_BASE}/v1/balance", platform="Stripe",
+                            headers={"Authorization": f"Bearer {key}"})
+        currencies = sorted({b.get("currency", "").upper() for b in balance.get("available", [])} - {""})
+        return "the key works" + (f" (balance in {', '.join(currencies)})" if currencies else "")

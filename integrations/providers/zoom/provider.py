@@ -18,6 +18,8 @@ from integrations.providers.base import (
     hmac_sha256_hex,
 )
 from integrations.providers.zoom.handlers import HANDLERS, IGNORED_EVENTS
+from django.conf import settings
+from integrations.http import call_json, make_session
 
 TOLERANCE_SECONDS = 300
 URL_VALIDATION = "endpoint.url_validation"
@@ -126,3 +128,16 @@ class ZoomProvider(Provider):
             "If you regenerate the Secret Token in Zoom, enter the new one here at once; the previous one "
             "keeps working for the grace period you choose.",
         ]
+
+    def check_connection(self, integration) -> str:
+        """Ask Zoom for a Server-to-Server OAuth token (account_credentials): proves the three values."""
+        values = [integration.value(n) for n in ("account_id", "client_id", "client_secret")]
+        if not all(values):
+            raise ValueError("enter the account ID, client ID and client secret first")
+        account_id, client_id, client_secret = values
+        answer = call_json(make_session(), "POST", settings.ZOOM_OAUTH_URL, platform="Zoom",
+                           params={"grant_type": "account_credentials", "account_id": account_id},
+                           auth=(client_id, client_secret))
+        if not answer.get("access_token"):
+            raise ValueError("Zoom issued no token")
+        return f"token issued (scopes: {answer.get('scope', 'none listed')})"

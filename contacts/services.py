@@ -65,7 +65,7 @@ def upsert_contact(
         "first_name": _clean(first_name), "last_name": _clean(last_name), "phone": _clean(phone),
         "email": email, "mc_id": mc_id, "ghl_id": ghl_id,
     }
-    for attempt in range(3):
+    for _attempt in range(3):
         contact = _find(lookups)
         if contact is not None:
             changed = _fill_in(contact, values, custom_fields)

@@ -5,16 +5,24 @@ masked tail; a generated webhook token is shown once, in the success message aft
 admin's history records which fields changed, by name, never a value.
 """
 
+from datetime import timedelta
+
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from integrations.forms import ProviderChoiceForm, integration_form_for
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
+from webhooks.testevents import CannotTest, send_test_event
+
+# How long a rotated token keeps working, so a platform being reconfigured loses no delivery.
+ROTATION_GRACE = timedelta(hours=24)
 
 STATUS_FIELDS = ("last_event_at", "last_error_at", "last_error", "created_at", "updated_at")
 
@@ -47,6 +55,7 @@ class TenantIntegrationAdmin(IntegrationDisplays, admin.ModelAdmin):
     list_filter = ("provider", "is_active")
     search_fields = ("tenant__name", "tenant__slug")
     list_select_related = ("tenant",)
+    actions = ("send_test_events", "rotate_tokens")
     readonly_fields = (
         "webhook_url_display", "configured_display", "credential_summary", "webhook_secret_status", *STATUS_FIELDS,
     )
@@ -139,6 +148,78 @@ class TenantIntegrationAdmin(IntegrationDisplays, admin.ModelAdmin):
         # On to the new integration's page: its webhook URL is what the operator needs next.
         return HttpResponseRedirect(reverse("admin:integrations_tenantintegration_change", args=[obj.pk]))
 
+    # --- operator actions: a test event, a token rotation ----------------------------------
+    def get_urls(self):
+        wrap = self.admin_site.admin_view  # staff check, then the operator context
+        return [
+            path("<path:object_id>/send-test-event/", wrap(self.send_test_event_view),
+                 name="integrations_tenantintegration_send_test_event"),
+            path("<path:object_id>/rotate-token/", wrap(self.rotate_token_view),
+                 name="integrations_tenantintegration_rotate_token"),
+            *super().get_urls(),
+        ]
+
+    def _test_one(self, request, integration) -> bool:
+        label = f"{integration.provider_obj.label} of {integration.tenant}"
+        try:
+            outcome = send_test_event(integration)
+        except CannotTest as exc:
+            self.message_user(request, f"{label}: no test event sent ({exc}).", messages.ERROR)
+            return False
+        if outcome.status == 200 and outcome.body.get("status") == "ignored":
+            self.message_user(request, f"{label}: the test event passed verification and was stored.")
+            return True
+        reason = outcome.body.get("reason") or outcome.body.get("status", "")
+        self.message_user(request, f"{label}: the test event was refused ({outcome.status}, {reason}).", messages.ERROR)
+        return False
+
+    def _rotate_one(self, request, integration) -> bool:
+        label = f"{integration.provider_obj.label} of {integration.tenant}"
+        if not integration.provider_obj.generates_webhook_secret:
+            self.message_user(
+                request, f"{label}: its signing secret comes from {integration.provider_obj.label}; enter the new one "
+                         "on the integration's page, with a grace period.", messages.WARNING)
+            return False
+        token = TenantIntegration.generate_token()
+        integration.set_webhook_secret(token, grace=ROTATION_GRACE)
+        integration.save(update_fields=["webhook_secret", "previous_webhook_secret",
+                                        "previous_webhook_secret_expires_at", "updated_at"])
+        self.log_change(request, integration, [{"changed": {"fields": ["webhook_secret"]}}])
+        # The one place a new token is shown: now, once.
+        self.message_user(request, f"{label}: new token, shown only this once (the old one works for "
+                                   f"{ROTATION_GRACE.total_seconds() / 3600:.0f} h more): {token}")
+        return True
+
+    @admin.action(description="Send a test event (checks the stored secret end to end)")
+    def send_test_events(self, request, queryset):
+        for integration in queryset.select_related("tenant"):
+            self._test_one(request, integration)
+
+    @admin.action(description="Rotate the webhook token (the old one works 24 h more)", permissions=["change"])
+    def rotate_tokens(self, request, queryset):
+        for integration in queryset.select_related("tenant"):
+            self._rotate_one(request, integration)
+
+    def _object_action(self, request, object_id, act, needs_change: bool):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        integration = self.get_object(request, unquote(object_id))
+        if integration is None:
+            raise Http404
+        if needs_change and not self.has_change_permission(request, integration):
+            raise PermissionDenied
+        act(request, integration)
+        back = request.POST.get("next") or reverse("admin:integrations_tenantintegration_change", args=[integration.pk])
+        if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+            back = reverse("admin:integrations_tenantintegration_change", args=[integration.pk])
+        return HttpResponseRedirect(back)
+
+    def send_test_event_view(self, request, object_id):
+        return self._object_action(request, object_id, self._test_one, needs_change=False)
+
+    def rotate_token_view(self, request, object_id):
+        return self._object_action(request, object_id, self._rotate_one, needs_change=True)
+
     # --- read-only displays (values masked) --------------------------------------------------
     @admin.display(description="configured")
     def configured_display(self, obj):
@@ -169,7 +250,7 @@ class TenantIntegrationInline(IntegrationDisplays, admin.TabularInline):
     template = "admin/tenants/tenant/integrations_inline.html"  # the table plus an "add" link
     fields = readonly_fields = (
         "provider_label", "is_active", "configured", "webhook_url_display", "last_event_at", "last_error_display",
-        "change_link",
+        "change_link", "operator_buttons",
     )
     extra = 0
     can_delete = False
@@ -195,6 +276,21 @@ class TenantIntegrationInline(IntegrationDisplays, admin.TabularInline):
         if not obj.last_error_at:
             return "—"
         return format_html("{}: {}", obj.last_error_at.isoformat(timespec="minutes"), obj.last_error[:200])
+
+    @admin.display(description="actions")
+    def operator_buttons(self, obj):
+        """Buttons inside the tenant's form: ``formaction`` posts the form (and its CSRF token) to
+        the integration's own action URL, which comes back to this page."""
+        if not obj.provider_obj.receives_webhooks:
+            return "—"
+        test = reverse("admin:integrations_tenantintegration_send_test_event", args=[obj.pk])
+        buttons = format_html('<button type="submit" formaction="{}" formnovalidate>Send test event</button>', test)
+        if obj.provider_obj.generates_webhook_secret:
+            rotate = reverse("admin:integrations_tenantintegration_rotate_token", args=[obj.pk])
+            buttons += format_html(
+                ' <button type="submit" formaction="{}" formnovalidate>Rotate token (24 h grace)</button>', rotate
+            )
+        return buttons
 
     @admin.display(description="")
     def change_link(self, obj):

@@ -34,7 +34,7 @@ class _Scope:
     reason: str = ""
 
 
-_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar("engarde_tenant_scope", default=_Scope())
+_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar("engarde_tenant_scope", default=_Scope())  # noqa: B039 (frozen, immutable)
 
 
 def current_tenant_id() -> str | None:

@@ -45,8 +45,8 @@ def test_check_succeeds_with_the_tenants_own_credentials(world, name):
     connect(world.acme, name, **creds)
     connect(world.globex, name, **{k: v.replace("acme", "globex") for k, v in creds.items()})
     responses.add(method, url(), json=answer, status=200)
-    from tenants.context import tenant_context
     from integrations.models import TenantIntegration
+    from tenants.context import tenant_context
 
     with tenant_context(world.acme):
         integration = TenantIntegration.objects.get(provider=name)
@@ -67,8 +67,8 @@ def test_check_succeeds_with_the_tenants_own_credentials(world, name):
 def test_refusals_and_rate_limits_are_clear_and_hold_no_secret(world, name):
     creds, method, url, _answer, _words = CASES[name]
     connect(world.acme, name, **creds)
-    from tenants.context import tenant_context
     from integrations.models import TenantIntegration
+    from tenants.context import tenant_context
 
     responses.add(method, url(), json={"message": "unauthorized"}, status=401)
     responses.add(method, url(), json={}, status=429, headers={"Retry-After": "9"})
@@ -85,8 +85,8 @@ def test_refusals_and_rate_limits_are_clear_and_hold_no_secret(world, name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_missing_credentials_are_said_before_any_call(world, name):
     connect(world.acme, name)
-    from tenants.context import tenant_context
     from integrations.models import TenantIntegration
+    from tenants.context import tenant_context
 
     with responses.RequestsMock() as fake, tenant_context(world.acme):
         integration = TenantIntegration.objects.get(provider=name)

@@ -161,8 +161,8 @@ def test_rotation_moves_every_value_to_the_newest_key(world):
         after = all_raw_rows()
     new = Fernet(NEW_KEY.encode())
     assert [row[0] for row in after] == [row[0] for row in before]
-    for old_row, new_row in zip(before, after):
-        for old_value, new_value in zip(old_row[1:], new_row[1:]):
+    for old_row, new_row in zip(before, after, strict=True):
+        for old_value, new_value in zip(old_row[1:], new_row[1:], strict=True):
             if old_value:
                 assert new_value != old_value and new_value.startswith(FERNET_PREFIX)
                 new.decrypt(new_value.encode())  # under the newest key now

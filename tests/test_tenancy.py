@@ -164,7 +164,7 @@ def test_contexts_nest_and_restore(world, db_tenant_setting):
 def test_context_is_cleared_after_an_exception(world, db_tenant_setting):
     with pytest.raises(ZeroDivisionError):
         with tenant_context(world.acme):
-            1 / 0
+            1 / 0  # noqa: B018 (the exception is the point)
     assert current_tenant_id() is None
     assert db_tenant_setting() == NO_DB_SETTING
     with pytest.raises(TenantNotSet):

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from engarde.queue import enqueue_on_commit
 from integrations.models import TenantIntegration
-from integrations.providers.base import Provider, VerificationFailed, WebhookRequest, body_hash
+from integrations.providers.base import TEST_EVENT_TYPE, Provider, VerificationFailed, WebhookRequest, body_hash
 from webhooks.models import WebhookLog, redact_headers
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def receive(provider: Provider, integration: TenantIntegration, request: Webhook
         return _store(provider, request, headers, stored_body, event_id=body_hash(request.body), event_type="",
                       status=WebhookLog.Status.MALFORMED, error="verified, but its event type or id could not be read")
     if provider.handler_for(event_type) is None:
-        known = event_type in provider.ignored_events
+        known = event_type in provider.ignored_events or event_type == TEST_EVENT_TYPE
         return _store(provider, request, headers, stored_body, event_id=event_id, event_type=event_type,
                       status=WebhookLog.Status.IGNORED,
                       error="" if known else f"no handler for event type {event_type or '(none)'}")

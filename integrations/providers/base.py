@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from webhooks.models import WebhookLog
 
 
+#: The event type of an operator's test delivery: verified and stored like any other, never handled.
+TEST_EVENT_TYPE = "engarde.test"
+
+
 class VerificationFailed(Exception):
     """A delivery did not prove it came from the tenant's platform account.
 
@@ -177,6 +181,13 @@ class Provider:
 
     def handler_for(self, event_type: str) -> Handler | None:
         return self.handlers.get(event_type)
+
+    def test_delivery_auth(self, body: bytes, secret: str) -> tuple[dict, dict]:
+        """Headers and query parameters that authenticate ``body`` with ``secret`` as the platform
+        itself would (for the operators' "send a test event"). Default: the token."""
+        if self.token_in_header:
+            return {self.token_header: secret}, {}
+        return {}, {self.token_query_param: secret}
 
     def setup_steps(self, webhook_url: str) -> list[str]:
         """Numbered steps for the tenant, with its webhook URL filled in."""

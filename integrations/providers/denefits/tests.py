@@ -1,8 +1,6 @@
 from datetime import datetime, timezone
 from decimal import Decimal
 
-import pytest
-
 from contacts.models import Contact, Payment, PendingSignup
 from integrations.providers.base import body_hash
 from tenants.context import tenant_context

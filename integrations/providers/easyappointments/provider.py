@@ -6,9 +6,9 @@ E!A tries once and keeps no id for a delivery, so the event id is derived: the a
 object's id and the body's hash. The same bytes twice are one event; any change is a new one.
 """
 
+from integrations.http import call_json, make_session
 from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.easyappointments.handlers import HANDLERS, IGNORED_EVENTS
-from integrations.http import call_json, make_session
 
 
 class EasyAppointmentsProvider(Provider):

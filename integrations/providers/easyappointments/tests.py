@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from contacts.models import Contact
 from integrations.providers.base import body_hash
 from tenants.context import tenant_context

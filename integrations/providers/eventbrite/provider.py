@@ -7,10 +7,11 @@ header when present, else ``<action>:<api_url>`` (PROVIDERS.md). Eventbrite dele
 is answered 410, so nothing here may produce one (the receiver view never does).
 """
 
+from django.conf import settings
+
+from integrations.http import call_json, make_session
 from integrations.providers.base import CredentialField, Provider, WebhookAuth
 from integrations.providers.eventbrite.handlers import HANDLERS, IGNORED_EVENTS
-from django.conf import settings
-from integrations.http import call_json, make_session
 
 
 class EventbriteProvider(Provider):

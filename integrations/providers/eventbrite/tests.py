@@ -7,7 +7,15 @@ from responses import matchers
 from contacts.models import Contact, PendingSignup
 from tenants.context import tenant_context
 from webhooks.models import WebhookLog
-from webhooks.testing import PROVIDERS_DIR, WebhookSecuritySuite, connect, fixture_bytes, fixture_names, rows, webhook_path
+from webhooks.testing import (
+    PROVIDERS_DIR,
+    WebhookSecuritySuite,
+    connect,
+    fixture_bytes,
+    fixture_names,
+    rows,
+    webhook_path,
+)
 
 API = "https://www.eventbriteapi.com/v3"
 ORDER_URL = f"{API}/orders/2091828963/"

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 
+from integrations.http import call_json, make_session
 from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, body_hash
 from integrations.providers.ghl.handlers import HANDLERS, IGNORED_EVENTS, WORKFLOW_EVENT
-from integrations.http import call_json, make_session
 
 
 @functools.lru_cache(maxsize=4)

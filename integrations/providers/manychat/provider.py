@@ -7,10 +7,11 @@ sent twice for one subscriber (a flow run twice), the event id is the subscriber
 hash, as PROVIDERS.md states: an identical repeat is a duplicate, any change is a new event.
 """
 
+from django.conf import settings
+
+from integrations.http import call_json, make_session
 from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.manychat.handlers import DEFAULT_EVENT, HANDLERS, IGNORED_EVENTS, subscriber_of
-from django.conf import settings
-from integrations.http import call_json, make_session
 
 
 class ManyChatProvider(Provider):

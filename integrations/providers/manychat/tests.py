@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from conftest import SHARED_EMAIL, SHARED_MC_ID
 from contacts.models import Contact
 from integrations.providers.base import body_hash

@@ -1,6 +1,7 @@
-from integrations.providers.base import CredentialField, Provider
 from django.conf import settings
+
 from integrations.http import call_json, make_session
+from integrations.providers.base import CredentialField, Provider
 
 
 class MetaAdsProvider(Provider):

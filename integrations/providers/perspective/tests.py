@@ -1,4 +1,3 @@
-import pytest
 
 from contacts.models import Contact
 from integrations.providers.base import body_hash

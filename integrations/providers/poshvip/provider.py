@@ -73,3 +73,6 @@ class PoshVipProvider(Provider):
             "your payments show up 100 times too large, set “Amount unit” to “cents”. If deliveries are "
             "rejected, check the header name and the secret with Posh.",
         ]
+
+    def test_delivery_auth(self, body, secret):
+        return {"X-Posh-Signature": hmac_sha256_hex(secret, body)}, {}

@@ -2,12 +2,14 @@
 the endpoint's signing secret; any ``v1`` may match; older than 300 s is stale. Checked with the
 official SDK (``stripe.WebhookSignature``), for each secret the tenant has in force."""
 
-import stripe
+import time
 
-from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth
-from integrations.providers.stripe.handlers import HANDLERS, IGNORED_EVENTS
+import stripe
 from django.conf import settings
+
 from integrations.http import call_json, make_session
+from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, hmac_sha256_hex
+from integrations.providers.stripe.handlers import HANDLERS, IGNORED_EVENTS
 
 TOLERANCE_SECONDS = 300
 
@@ -70,3 +72,7 @@ class StripeProvider(Provider):
                             headers={"Authorization": f"Bearer {key}"})
         currencies = sorted({b.get("currency", "").upper() for b in balance.get("available", [])} - {""})
         return "the key works" + (f" (balance in {', '.join(currencies)})" if currencies else "")
+
+    def test_delivery_auth(self, body, secret):
+        timestamp = int(time.time())
+        return {"Stripe-Signature": f"t={timestamp},v1={hmac_sha256_hex(secret, f'{timestamp}.'.encode() + body)}"}, {}

@@ -5,7 +5,14 @@ from contacts.models import Contact, Payment
 from integrations.providers.base import hmac_sha256_hex
 from tenants.context import tenant_context
 from webhooks.models import WebhookLog
-from webhooks.testing import SignedBodyTests, SignedTimestampTests, WebhookSecuritySuite, fixture_bytes, fixture_names, rows
+from webhooks.testing import (
+    SignedBodyTests,
+    SignedTimestampTests,
+    WebhookSecuritySuite,
+    fixture_bytes,
+    fixture_names,
+    rows,
+)
 
 
 def stripe_signature(body: bytes, secret: str, timestamp: int | None = None, extra_v1: tuple[str, ...] = ()) -> str:

@@ -1,9 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
-
-from django.contrib.auth import views as auth_views
 
 from contacts import pages as contact_pages
 from contacts.api import ContactViewSet, PaymentViewSet, PendingSignupViewSet
@@ -11,6 +10,7 @@ from integrations import pages as integration_pages
 from integrations.api import IntegrationViewSet
 from tenants import pages as tenant_pages
 from tenants.api import CurrentTenantView
+from tenants.forms import ResetPasswordForm
 from webhooks import pages as webhook_pages
 from webhooks import views as webhook_views
 from webhooks.api import WebhookEventViewSet
@@ -28,6 +28,8 @@ urlpatterns = [
     # Tenant users' pages (server-rendered; the tenant comes from the signed-in user).
     path("", tenant_pages.dashboard, name="dashboard"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/password_reset/", auth_views.PasswordResetView.as_view(form_class=ResetPasswordForm),
+         name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("tenants/pick/", tenant_pages.pick_tenant, name="pick-tenant"),
     path("members/", tenant_pages.members, name="members"),

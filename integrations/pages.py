@@ -74,6 +74,8 @@ def setup(request, provider_name: str):
         if integration else (field.label, "not set")
         for field in provider.credential_fields
     ]
+    if provider.receives_webhooks:
+        summary.append((provider.webhook_secret_label, (integration.masked("webhook_secret") if integration else "") or "not set"))
     return render(request, "integrations/setup.html", {
         "summary": summary,
         "section": "dashboard", "provider": provider, "integration": integration, "form": form,

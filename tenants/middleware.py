@@ -10,7 +10,8 @@ SELF_SCOPED_PREFIXES = ("/admin/", "/api/webhooks/", "/static/")
 class TenantMiddleware:
     """Runs each signed-in request inside ``tenant_context`` of the tenant it acts for.
 
-    Sets ``request.tenant`` and ``request.membership`` (``None`` when there is none). Bearer tokens
+    Sets ``request.tenant`` and ``request.membership`` (``None`` when there is none), and
+    ``request.can_switch_tenant`` for a user of several tenants. Bearer tokens
     are checked here, not only in DRF, so pages and the API resolve a tenant the same way.
     """
 
@@ -21,6 +22,7 @@ class TenantMiddleware:
         request.tenant = None
         request.membership = None
         request.tenant_refused = False
+        request.can_switch_tenant = False
         if request.path.startswith(SELF_SCOPED_PREFIXES):
             return self.get_response(request)
         authenticate_bearer(request)
@@ -29,5 +31,6 @@ class TenantMiddleware:
         if resolution.tenant is None:
             return self.get_response(request)
         request.tenant, request.membership = resolution.tenant, resolution.membership
+        request.can_switch_tenant = resolution.can_switch
         with tenant_context(resolution.tenant):
             return self.get_response(request)

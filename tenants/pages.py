@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -15,7 +16,6 @@ from django.views.decorators.http import require_POST
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
 from tenants.decorators import can_administer, tenant_page
-from tenants.accounts import AmbiguousAccount
 from tenants.forms import InviteForm
 from tenants.models import Membership, Tenant
 from tenants.resolution import SESSION_KEY
@@ -110,8 +110,8 @@ def invite_member(request):
     if form.is_valid():
         try:
             membership, created = form.save()
-        except AmbiguousAccount:
-            membership = None  # the form now carries the error
+        except ValidationError:
+            membership = None  # refused (an ambiguous account, an owner's role): the form carries why
     if form.is_valid() and membership is not None:
         messages.success(
             request, f"{membership.user.email} is now {membership.get_role_display().lower()}"

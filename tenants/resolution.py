@@ -23,6 +23,8 @@ class Resolution:
     membership: Membership | None = None
     # True when the request named a tenant the user may not act for.
     refused: bool = False
+    # True when the user may act for more than one tenant (the header offers "switch").
+    can_switch: bool = False
 
 
 def requested_tenant_key(request) -> tuple[str, bool]:
@@ -53,12 +55,13 @@ def _resolve(user, key: str) -> Resolution:
         tenant = Tenant.resolve(key, active_only=False) if key else None
         return Resolution(tenant=tenant, refused=bool(key) and tenant is None)
     memberships = Membership.of_user(user)
+    can_switch = len(memberships) > 1
     if key:
         key = key.lower()
         for membership in memberships:
             if key in (membership.tenant.slug, str(membership.tenant.pk)):
-                return Resolution(tenant=membership.tenant, membership=membership)
+                return Resolution(tenant=membership.tenant, membership=membership, can_switch=can_switch)
         return Resolution(refused=True)
     if memberships:
-        return Resolution(tenant=memberships[0].tenant, membership=memberships[0])
+        return Resolution(tenant=memberships[0].tenant, membership=memberships[0], can_switch=can_switch)
     return Resolution()

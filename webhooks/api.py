@@ -5,8 +5,8 @@ from rest_framework.response import Response
 
 from engarde.api import TenantScopedViewSet
 from tenants.permissions import IsTenantAdmin
-from webhooks.models import WebhookLog
 from webhooks import processing
+from webhooks.models import WebhookLog
 
 
 class WebhookEventSerializer(serializers.ModelSerializer):

@@ -13,7 +13,6 @@ import logging
 import random
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 

@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from contacts.models import Contact, Payment, PendingSignup
 from integrations.models import TenantIntegration
-from integrations.registry import get_provider
 from tenants.context import tenant_context
 from webhooks.models import WebhookLog
 

@@ -69,3 +69,9 @@ def call_json(session: requests.Session, method: str, url: str, *, platform: str
         return response.json()
     except ValueError:
         raise ApiError(f"{platform} answered {method} {path} with something that is not JSON") from None
+
+
+def get_with_bearer(url: str, token: str, *, platform: str, headers: dict | None = None, **kwargs) -> dict:
+    """``call_json`` for the common case: a GET with ``Authorization: Bearer <token>``."""
+    return call_json(make_session(), "GET", url, platform=platform,
+                     headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)

@@ -9,7 +9,7 @@ is answered 410, so nothing here may produce one (the receiver view never does).
 
 from django.conf import settings
 
-from integrations.http import call_json, make_session
+from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider, WebhookAuth
 from integrations.providers.eventbrite.handlers import HANDLERS, IGNORED_EVENTS
 
@@ -58,6 +58,5 @@ class EventbriteProvider(Provider):
         token = integration.value("private_token")
         if not token:
             raise ValueError("enter the private token first")
-        me = call_json(make_session(), "GET", f"{settings.EVENTBRITE_API_BASE}/users/me/", platform="Eventbrite",
-                       headers={"Authorization": f"Bearer {token}"})
+        me = get_with_bearer(f"{settings.EVENTBRITE_API_BASE}/users/me/", token, platform="Eventbrite")
         return f"signed in as {me.get('name') or me.get('id', 'a user')}"

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 
-from integrations.http import call_json, make_session
+from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, body_hash
 from integrations.providers.ghl.handlers import HANDLERS, IGNORED_EVENTS, WORKFLOW_EVENT
 
@@ -172,6 +172,6 @@ class GoHighLevelProvider(Provider):
         token, location = integration.value("api_key"), integration.value("location_id")
         if not (token and location):
             raise ValueError("enter the private integration token and the location ID first")
-        answer = call_json(make_session(), "GET", f"{settings.GHL_API_BASE}/locations/{location}", platform="GoHighLevel",
-                           headers={"Authorization": f"Bearer {token}", "Version": settings.GHL_API_VERSION})
+        answer = get_with_bearer(f"{settings.GHL_API_BASE}/locations/{location}", token, platform="GoHighLevel",
+                                 headers={"Version": settings.GHL_API_VERSION})
         return f"location {(answer.get('location') or {}).get('name', location)}"

@@ -9,7 +9,7 @@ hash, as PROVIDERS.md states: an identical repeat is a duplicate, any change is 
 
 from django.conf import settings
 
-from integrations.http import call_json, make_session
+from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.manychat.handlers import DEFAULT_EVENT, HANDLERS, IGNORED_EVENTS, subscriber_of
 
@@ -59,8 +59,7 @@ class ManyChatProvider(Provider):
         key = integration.value("api_key")
         if not key:
             raise ValueError("enter the API key first")
-        answer = call_json(make_session(), "GET", f"{settings.MANYCHAT_API_BASE}/fb/page/getInfo", platform="ManyChat",
-                           headers={"Authorization": f"Bearer {key}"})
+        answer = get_with_bearer(f"{settings.MANYCHAT_API_BASE}/fb/page/getInfo", key, platform="ManyChat")
         if answer.get("status") != "success":
             raise ValueError("ManyChat refused the key")
         return f"page {(answer.get('data') or {}).get('name', 'found')}"

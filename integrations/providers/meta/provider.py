@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from integrations.http import call_json, make_session
+from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider
 
 
@@ -19,9 +19,8 @@ class MetaAdsProvider(Provider):
         if not (token and account):
             raise ValueError("enter the access token and the ad account ID first")
         account = account if account.startswith("act_") else f"act_{account}"
-        answer = call_json(make_session(), "GET", f"{settings.META_GRAPH_BASE}/{settings.META_GRAPH_VERSION}/{account}",
-                           platform="Meta", params={"fields": "name,currency"},
-                           headers={"Authorization": f"Bearer {token}"})
+        answer = get_with_bearer(f"{settings.META_GRAPH_BASE}/{settings.META_GRAPH_VERSION}/{account}", token,
+                                 platform="Meta", params={"fields": "name,currency"})
         return f"ad account {answer.get('name', account)}"
 
     def setup_steps(self, webhook_url):

@@ -7,7 +7,7 @@ import time
 import stripe
 from django.conf import settings
 
-from integrations.http import call_json, make_session
+from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, hmac_sha256_hex
 from integrations.providers.stripe.handlers import HANDLERS, IGNORED_EVENTS
 
@@ -68,8 +68,7 @@ class StripeProvider(Provider):
         key = integration.value("secret_key")
         if not key:
             raise ValueError("enter the secret key first")
-        balance = call_json(make_session(), "GET", f"{settings.STRIPE_API_BASE}/v1/balance", platform="Stripe",
-                            headers={"Authorization": f"Bearer {key}"})
+        balance = get_with_bearer(f"{settings.STRIPE_API_BASE}/v1/balance", key, platform="Stripe")
         currencies = sorted({b.get("currency", "").upper() for b in balance.get("available", [])} - {""})
         return "the key works" + (f" (balance in {', '.join(currencies)})" if currencies else "")
 

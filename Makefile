@@ -42,3 +42,10 @@ test: dev-deps
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 .pytest_cache
+
+# The full app against the smallest correct receiver, under wrk on loopback only (PostgreSQL as
+# the owner and the runtime role, Redis db 12). About 2 minutes; see README.md, "Benchmark".
+.PHONY: bench
+bench: venv
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) bench/run.py

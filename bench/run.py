@@ -6,21 +6,24 @@ What it does, bounded in time and cleaning up after itself:
    ``setup_app_role`` gives the runtime role ``engarde_app`` its grants; a tenant ``bench`` with
    Stripe connected under a known signing secret; the minimal receiver's table.
 2. For each server, the same gunicorn settings (``--workers 4 --worker-class sync``), the same
-   runtime role, the same database:
+   runtime role, the same database, one kept connection per worker:
    - ``full``: ``engarde.wsgi`` with ``DEBUG=false``, generated ``SECRET_KEY`` and
-     ``FIELD_ENCRYPTION_KEYS``, ``WEBHOOK_RATE_LIMIT=0``, ``CELERY_BROKER_URL`` = local Redis db 12:
-     every delivery really publishes its task (no worker consumes them during the run);
+     ``FIELD_ENCRYPTION_KEYS``, ``WEBHOOK_RATE_LIMIT=0``, ``DB_CONN_MAX_AGE=60``,
+     ``CELERY_BROKER_URL`` = local Redis db 12: every delivery really publishes its task (no
+     worker consumes them during the run);
    - ``minimal``: ``bench/minimal_receiver.py`` (verify, insert, 200).
    A short warm-up, then fresh signed events (unique ids, timestamps taken just before the run)
    replayed by ``wrk`` (``bench/replay.lua``) with 32 connections for 20 s.
-3. Prints requests/s, p50/p99 latency, non-2xx answers, what each server stored, the ratio
-   full/minimal and the exact ``wrk`` command.
+3. Prints requests/s, p50/p99 latency, non-2xx answers, CPU time per request (app and database),
+   what each server stored, the ratio full/minimal and the exact ``wrk`` command.
 
 Only 127.0.0.1 is ever targeted. Settings (environment): ``BENCH_DURATION`` (20),
 ``BENCH_WARMUP`` (3), ``BENCH_CONNECTIONS`` (32), ``BENCH_THREADS`` (2), ``BENCH_WORKERS`` (4),
-``BENCH_EVENTS`` (60000), ``BENCH_ONLY`` (full or minimal), ``BENCH_KEEP_DB`` (1 keeps the
-database), ``BENCH_OWNER_URL``, ``BENCH_DATABASE_URL``, ``BENCH_REDIS_URL``, ``BENCH_EXTRA_ENV``
-(``NAME=value,...`` added to the full app's environment, e.g. ``DB_CONN_MAX_AGE=0``).
+``BENCH_EVENTS`` (60000), ``BENCH_ROUNDS`` (1: minimal then full; more rounds alternate and the
+median round is reported, for a machine that other work shares), ``BENCH_ONLY`` (full or
+minimal), ``BENCH_KEEP_DB`` (1 keeps the database), ``BENCH_OWNER_URL``, ``BENCH_DATABASE_URL``,
+``BENCH_REDIS_URL``, ``BENCH_EXTRA_ENV`` (``NAME=value,...`` for the full app, e.g.
+``DB_CONN_MAX_AGE=0``). The servers' logs of the last run are kept in ``var/bench/``.
 """
 
 from __future__ import annotations
@@ -57,11 +60,14 @@ KEEP_DB = os.environ.get("BENCH_KEEP_DB", "") == "1"
 OWNER_URL = os.environ.get("BENCH_OWNER_URL", "postgres://postgres@127.0.0.1:5432/engarde_bench")
 RUNTIME_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://engarde_app:engarde_app@127.0.0.1:5432/engarde_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-EXTRA_ENV = dict(
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
+# The minimal receiver keeps one connection per worker, so the full app keeps its own too
+# (Django's CONN_MAX_AGE, a documented setting); BENCH_EXTRA_ENV=DB_CONN_MAX_AGE=0 measures the default.
+FULL_ENV = {"DB_CONN_MAX_AGE": "60"} | dict(
     item.split("=", 1) for item in os.environ.get("BENCH_EXTRA_ENV", "").split(",") if "=" in item
 )
 # The whole run, set-up included, ends by then whatever happens.
-TIME_LIMIT = int(os.environ.get("BENCH_TIME_LIMIT", str(240 + 2 * (DURATION + WARMUP))))
+TIME_LIMIT = int(os.environ.get("BENCH_TIME_LIMIT", str(240 + ROUNDS * 2 * (DURATION + WARMUP + 15))))
 
 SIGNING_SECRET = "whsec_bench_" + hashlib.sha256(os.urandom(16)).hexdigest()[:24]
 GUNICORN_ARGS = ["--workers", str(WORKERS), "--worker-class", "sync", "--timeout", "30", "--log-level", "warning"]
@@ -233,7 +239,7 @@ def run_wrk(url: str, events: Path, seconds: int) -> tuple[dict, str]:
     ]
     env = {**os.environ, "BENCH_EVENTS_FILE": str(events), "BENCH_WRK_THREADS": str(THREADS)}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((l for l in result.stdout.splitlines() if l.startswith("BENCH ")), None)
+    line = next((out for out in result.stdout.splitlines() if out.startswith("BENCH ")), None)
     if result.returncode or line is None:
         raise BenchError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     figures = {k: int(v) for k, v in (item.split("=") for item in line.split()[1:])}
@@ -253,23 +259,60 @@ def stored(name: str, prefix: str) -> str:
     return ", ".join(f"{n} {status}" for status, n in rows) + f"; {queued_messages()} tasks queued in Redis"
 
 
-def measure(name: str, server: Server, url: str, workdir: Path) -> dict:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (those still alive)."""
+    total, tick = 0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def server_pids(server: Server) -> list[int]:
+    children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+    return [server.proc.pid, *map(int, children)]
+
+
+def database_pids() -> list[int]:
+    """The PostgreSQL backends serving the bench database (the servers' connections)."""
+    rows = owner_sql(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        params=[database_name(OWNER_URL)],
+    )
+    return [pid for (pid,) in rows]
+
+
+def measure(name: str, server: Server, url: str, workdir: Path, prefix: str) -> dict:
     say(f"{name}: gunicorn {' '.join(server.command[3:4] + GUNICORN_ARGS)} on 127.0.0.1:{server.port}")
     server.start(urlsplit(url).path)
     try:
         if WARMUP:
             warm = workdir / f"{name}-warmup.events"
-            write_events(warm, min(EVENTS, 20000), f"{name}warm")
+            write_events(warm, min(EVENTS, 20000), f"warm{prefix}")
             run_wrk(url, warm, WARMUP)
             time.sleep(1)  # let the warm-up's last requests finish before counting starts
         flush_redis()
         events = workdir / f"{name}.events"
-        write_events(events, EVENTS, name)  # fresh timestamps, just before the run
+        write_events(events, EVENTS, prefix)  # fresh timestamps, just before the run
         say(f"{name}: {EVENTS} signed events written; wrk {CONNECTIONS} connections for {DURATION} s")
+        app_pids, db_pids = server_pids(server), database_pids()
+        app_cpu, db_cpu = cpu_seconds(app_pids), cpu_seconds(db_pids)
         figures, command = run_wrk(url, events, DURATION)
+        figures["app_cpu_ms"] = (cpu_seconds(app_pids) - app_cpu) * 1000 / max(figures["requests"], 1)
+        kept = [pid for pid in db_pids if os.path.exists(f"/proc/{pid}")]
+        # With a connection per request (DB_CONN_MAX_AGE=0) the backends come and go: not measurable.
+        figures["db_cpu_ms"] = (
+            (cpu_seconds(kept) - db_cpu) * 1000 / max(figures["requests"], 1)
+            if kept and len(kept) == len(db_pids) else None
+        )
+        time.sleep(0.5)  # the last in-flight requests, before the servers stop and rows are counted
     finally:
         server.stop()
-    figures["stored"] = stored(name, name)
+    figures["stored"] = stored(name, prefix)
     figures["command"] = command
     errors = [line for line in server.log.read_text(errors="replace").splitlines() if "Traceback" in line or " ERROR " in line]
     figures["server_errors"] = len(errors)
@@ -278,34 +321,53 @@ def measure(name: str, server: Server, url: str, workdir: Path) -> dict:
     return figures
 
 
-def report(results: dict[str, dict]) -> None:
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}ms"
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """The round with the median requests/s (a whole round, so its figures belong together)."""
+    return sorted(rounds, key=lambda f: f["rps"])[len(rounds) // 2]
+
+
+def report(rounds: dict[str, list[dict]]) -> None:
     print()
-    print(f"machine: {os.cpu_count()} cores; gunicorn {' '.join(GUNICORN_ARGS[:4])}; wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s")
-    print(f"{'server':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'non-2xx':>8} {'sock err':>8}  stored")
-    for name, f in results.items():
-        sock = f["connect_errors"] + f["read_errors"] + f["write_errors"] + f["timeouts"]
-        print(
-            f"{name:<9} {f['rps']:>8.0f} {f['p50_us'] / 1000:>8.2f} {f['p99_us'] / 1000:>8.2f} {f['max_us'] / 1000:>8.1f} "
-            f"{f['non2xx']:>8} {sock:>8}  {f['stored']}"
-        )
-        if f["wrapped"]:
-            print(f"  ({name}: the events ran out and were replayed as duplicates {f['wrapped']} time(s); raise BENCH_EVENTS)")
-        if f["server_errors"]:
-            print(f"  ({name}: {f['server_errors']} error line(s) in the server log)")
-    if {"full", "minimal"} <= set(results):
-        full, minimal = results["full"], results["minimal"]
+    print(f"machine: {os.cpu_count()} cores, load average before the run {LOAD_BEFORE}; gunicorn {' '.join(GUNICORN_ARGS[:4])}; "
+          f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s; full app extra environment {FULL_ENV}")
+    header = (f"{'server':<8} {'round':>5} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'non-2xx':>7} "
+              f"{'sockerr':>7} {'app cpu':>8} {'db cpu':>7}  stored")
+    print(header)
+    for name, results in rounds.items():
+        for i, f in enumerate(results, 1):
+            sock = f["connect_errors"] + f["read_errors"] + f["write_errors"] + f["timeouts"]
+            print(
+                f"{name:<8} {i:>5} {f['rps']:>7.0f} {f['p50_us'] / 1000:>7.1f} {f['p99_us'] / 1000:>7.1f} "
+                f"{f['max_us'] / 1000:>7.1f} {f['non2xx']:>7} {sock:>7} {f['app_cpu_ms']:>6.2f}ms {_ms(f['db_cpu_ms']):>7}  {f['stored']}"
+            )
+            if f["wrapped"]:
+                print(f"  ({name}: events ran out and were replayed as duplicates {f['wrapped']} time(s); raise BENCH_EVENTS)")
+            if f["server_errors"]:
+                print(f"  ({name}: {f['server_errors']} error line(s) in its log, var/bench/{name}.log)")
+    print("(app cpu / db cpu: CPU time per request of the gunicorn processes / of their PostgreSQL backends)")
+    if {"full", "minimal"} <= set(rounds):
+        full, minimal = median_round(rounds["full"]), median_round(rounds["minimal"])
         ratio = full["rps"] / minimal["rps"]
+        print(f"median round: full {full['rps']:.0f} req/s (p50 {full['p50_us'] / 1000:.1f} ms, p99 {full['p99_us'] / 1000:.1f} ms), "
+              f"minimal {minimal['rps']:.0f} req/s (p50 {minimal['p50_us'] / 1000:.1f} ms, p99 {minimal['p99_us'] / 1000:.1f} ms)")
         print(f"ratio full/minimal: {ratio:.2f}x")
+        errors = sum(f["non2xx"] + f["connect_errors"] + f["read_errors"] + f["write_errors"] + f["timeouts"]
+                     for results in rounds.values() for f in results)
         aims = [
             ("full >= 0.8x minimal", ratio >= 0.8),
             ("full p99 < 50 ms", full["p99_us"] < 50_000),
-            ("no error answers", full["non2xx"] == 0 and minimal["non2xx"] == 0),
+            ("no error answers", errors == 0),
         ]
         print("aims: " + "; ".join(f"{text}: {'met' if ok else 'MISSED'}" for text, ok in aims))
-    for name, f in results.items():
-        print(f"{name} command: {f['command']}")
+    for name, results in rounds.items():
+        print(f"{name} command: {results[-1]['command']}")
 
 
+LOAD_BEFORE = ""
 KEYS: dict[str, str] = {}
 
 
@@ -314,14 +376,26 @@ def main() -> int:
         loopback_only(url)
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (make bench installs it: apt-get install -y wrk)")
+    try:
+        owner_sql("SELECT 1", database="postgres")
+    except Exception as exc:
+        raise BenchError(f"PostgreSQL is not reachable as the owner ({exc.__class__.__name__}); see BENCH_OWNER_URL") from None
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        raise BenchError(f"Redis is not reachable at {REDIS_URL} ({exc.__class__.__name__})") from None
     from cryptography.fernet import Fernet
 
     KEYS["SECRET_KEY"] = hashlib.sha256(os.urandom(32)).hexdigest()
     KEYS["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
     signal.signal(signal.SIGALRM, _timeout)
     signal.alarm(TIME_LIMIT)
+    global LOAD_BEFORE
+    LOAD_BEFORE = " ".join(f"{x:.2f}" for x in os.getloadavg())
     servers: list[Server] = []
-    results: dict[str, dict] = {}
+    results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="engarde-bench-") as tmp:
         workdir = Path(tmp)
         try:
@@ -331,15 +405,17 @@ def main() -> int:
             plan = {
                 "minimal": (["--chdir", str(ROOT / "bench"), "minimal_receiver:application"],
                             {**app_env(), "MINIMAL_DATABASE_URL": RUNTIME_URL, "MINIMAL_SIGNING_SECRET": SIGNING_SECRET}),
-                "full": (["engarde.wsgi"], app_env(**EXTRA_ENV)),
+                "full": (["engarde.wsgi"], app_env(**FULL_ENV)),
             }
             url_path = f"/api/webhooks/{tenant_id}/stripe/"
-            for name, (wsgi, env) in plan.items():
-                if ONLY and name != ONLY:
-                    continue
-                server = Server(name, wsgi, env, workdir)
-                servers.append(server)
-                results[name] = measure(name, server, f"http://127.0.0.1:{server.port}{url_path}", workdir)
+            for round_no in range(1, ROUNDS + 1):
+                for name, (wsgi, env) in plan.items():
+                    if ONLY and name != ONLY:
+                        continue
+                    server = Server(name, wsgi, env, workdir)
+                    servers.append(server)
+                    url = f"http://127.0.0.1:{server.port}{url_path}"
+                    results.setdefault(name, []).append(measure(name, server, url, workdir, f"{name}{round_no}"))
         finally:
             signal.alarm(0)
             for server in servers:
@@ -353,8 +429,6 @@ def main() -> int:
                     owner_sql(f"DROP DATABASE IF EXISTS {database_name(OWNER_URL)} WITH (FORCE)", database="postgres")
                 except Exception as exc:
                     say(f"could not drop the bench database: {exc}")
-    if EXTRA_ENV:
-        print(f"full app extra environment: {EXTRA_ENV}")
     report(results)
     return 0
 

@@ -176,7 +176,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 # longest retry countdown; the reliability tests lower it to see a redelivery within seconds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2, "socket_timeout": 5,
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200),
 }
 
 # --- Cache (webhook rate limits, API tokens of platforms) -------------------------------------

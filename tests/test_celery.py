@@ -18,9 +18,16 @@ def test_tasks_are_acknowledged_late_and_serialised_as_json():
     assert app.conf.accept_content == ["json"]
 
 
-def test_without_a_broker_tasks_run_in_process(settings):
-    """The embedded default: no CELERY_BROKER_URL means eager tasks (enqueued on commit by callers)."""
-    if not settings.CELERY_BROKER_URL:
-        assert app.conf.task_always_eager is True
-    else:
-        assert app.conf.task_always_eager is False
+def test_without_a_broker_tasks_run_in_process():
+    """The embedded default: no CELERY_BROKER_URL means eager tasks (enqueued on commit by callers).
+    Read in a fresh process: the test suite itself forces eager mode on its own app."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import django; django.setup(); from engarde.celery import app; print(app.conf.task_always_eager)"
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"} | {"DEBUG": "true"}
+    without = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/15"
+    with_broker = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert (without.stdout.strip(), with_broker.stdout.strip()) == ("True", "False")

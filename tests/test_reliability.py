@@ -128,15 +128,27 @@ def _drop_broker_pools() -> None:
 
 @contextmanager
 def celery_broker(url: str):
-    """Publish for real (not eagerly) to ``url`` in this process, then put everything back."""
+    """Publish for real (not eagerly) to ``url`` in this process, then put everything back.
+
+    Celery reads ``CELERY_BROKER_URL`` (and ``CELERY_BROKER_WRITE_URL``) from the environment in
+    preference to its configuration (CI sets the former), so both are overridden."""
     conf = celery_app.conf
     saved = conf.broker_url, conf.task_always_eager
+    saved_env = {name: os.environ.get(name) for name in ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL")}
     _drop_broker_pools()
+    os.environ.pop("CELERY_BROKER_WRITE_URL", None)
+    os.environ["CELERY_BROKER_URL"] = url
     conf.broker_url, conf.task_always_eager = url, False
     try:
+        assert celery_app.conf.broker_write_url == url
         yield
     finally:
         _drop_broker_pools()
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         conf.broker_url, conf.task_always_eager = saved
 
 

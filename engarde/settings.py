@@ -99,7 +99,10 @@ if env.str("MIGRATE_DATABASE_URL", default=""):
     DATABASES["owner"] = env.db("MIGRATE_DATABASE_URL")
     DATABASES["default"]["TEST"] = {"MIRROR": "owner"}
 for _db in DATABASES.values():
-    _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+    # Kept connections: a new PostgreSQL connection per request costs more than the rest of a
+    # webhook delivery (make bench: 108 against 296 deliveries/s). Safe with the tenant set only
+    # transaction-locally; 0 closes each connection after its request.
+    _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     _db.setdefault("CONN_HEALTH_CHECKS", True)
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         # Webhook ingest and the in-process worker write from several threads.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 from django.conf import settings
 from django.core.cache import cache
@@ -49,7 +50,14 @@ def _not_found(reason: str, **context) -> JsonResponse:
     return _json(404, {"status": "not_found"})
 
 
-def _rate_limited(tenant: Tenant) -> int | None:
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _rate_limited(tenant_id) -> int | None:
     """Seconds to wait when the tenant is over its limit in this window, else None.
 
     A fixed window in the shared cache: cheap, and good enough to stop a flood; set
@@ -58,7 +66,7 @@ def _rate_limited(tenant: Tenant) -> int | None:
     if limit <= 0:
         return None
     now = int(time.time())
-    key = f"webhook-rate:{tenant.pk}:{now // window}"
+    key = f"webhook-rate:{tenant_id}:{now // window}"
     cache.add(key, 0, timeout=window + 5)
     try:
         count = cache.incr(key)
@@ -102,10 +110,13 @@ def _receive(request, tenant_key: str, source: str):
     if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
         return _json(415, {"status": "unsupported_media_type"})
 
-    tenant = Tenant.resolve(tenant_key)
-    if tenant is None:
-        return _not_found("unknown or inactive tenant", tenant=tenant_key, source=source)
-    wait = _rate_limited(tenant)
+    tenant_id = _uuid_or_none(tenant_key)
+    if tenant_id is None:  # a slug: look it up (the URLs we hand out carry the id)
+        tenant = Tenant.resolve(tenant_key)
+        if tenant is None:
+            return _not_found("unknown or inactive tenant", tenant=tenant_key, source=source)
+        tenant_id = tenant.pk
+    wait = _rate_limited(tenant_id)
     if wait:
         return _json(429, {"status": "rate_limited"}, Retry_After=str(wait))
 
@@ -115,11 +126,15 @@ def _receive(request, tenant_key: str, source: str):
     delivery = WebhookRequest(
         body=body, headers=request.headers, query=request.GET, remote_addr=request.META.get("REMOTE_ADDR")
     )
-    with tenant_context(tenant):
-        integration = TenantIntegration.objects.filter(provider=source, is_active=True).first()
+    with tenant_context(tenant_id):
+        # One query for the tenant (active) and its active integration; the credentials are not
+        # needed to verify a delivery, so they are neither loaded nor decrypted here.
+        integration = (
+            TenantIntegration.objects.select_related("tenant").defer("credentials")
+            .filter(provider=source, is_active=True, tenant__is_active=True).first()
+        )
         if integration is None:
-            return _not_found("source not connected", tenant=tenant.slug, source=source)
-        integration.tenant = tenant  # already loaded; spares a query in the provider
+            return _not_found("unknown or inactive tenant, or source not connected", tenant=tenant_key, source=source)
         outcome = receive(provider, integration, delivery)
     return _json(outcome.status, outcome.body)
 

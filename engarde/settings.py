@@ -205,6 +205,11 @@ WEBHOOK_REJECTED_STATUS = env.int("WEBHOOK_REJECTED_STATUS", default=401)
 # Deliveries per tenant per window; 0 turns the limit off.
 WEBHOOK_RATE_LIMIT = env.int("WEBHOOK_RATE_LIMIT", default=1200)
 WEBHOOK_RATE_WINDOW_SECONDS = env.int("WEBHOOK_RATE_WINDOW_SECONDS", default=60)
+# Failed verifications per tenant and sender address per window, before that sender gets 429.
+WEBHOOK_REJECTED_RATE_LIMIT = env.int("WEBHOOK_REJECTED_RATE_LIMIT", default=60)
+# Behind a proxy: the META key of the header it appends the client's address to, e.g.
+# HTTP_X_FORWARDED_FOR (its last entry is used). Unset: REMOTE_ADDR.
+WEBHOOK_CLIENT_IP_HEADER = env.str("WEBHOOK_CLIENT_IP_HEADER", default="")
 WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=8)
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)

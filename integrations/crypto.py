@@ -76,6 +76,10 @@ class EncryptedTextField(models.TextField):
             return value
         return encrypt(value)
 
+    def value_to_string(self, obj):
+        # Serialisation (dumpdata) never writes plaintext.
+        return "<encrypted>" if self.value_from_object(obj) else ""
+
 
 class EncryptedJSONField(models.TextField):
     """A JSON object stored as one Fernet token."""

@@ -79,6 +79,11 @@ class IntegrationForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        for name, value in list(cleaned.items()):
+            # A pasted line break would end up in an HTTP header, where requests refuses it and
+            # quotes it in its error: refuse it here instead.
+            if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                self.add_error(name, "Remove the line breaks or control characters.")
         replacing = cleaned.get("new_webhook_secret") or cleaned.get("generate_webhook_secret")
         if cleaned.get("new_webhook_secret") and cleaned.get("generate_webhook_secret"):
             self.add_error("generate_webhook_secret", "Enter a secret or generate one, not both.")

@@ -4,6 +4,10 @@ A 429 is not retried here: it becomes ``RateLimited`` with the platform's own wa
 task can come back later instead of holding a worker in a sleep.
 """
 
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -75,3 +79,31 @@ def get_with_bearer(url: str, token: str, *, platform: str, headers: dict | None
     """``call_json`` for the common case: a GET with ``Authorization: Bearer <token>``."""
     return call_json(make_session(), "GET", url, platform=platform,
                      headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+
+
+class UnsafeUrl(ApiError):
+    """A tenant-entered URL that points inside our network (or is not https): never requested."""
+
+
+def resolve_host(host: str) -> list[str]:
+    """The addresses ``host`` resolves to (a seam: tests give names of their local fakes)."""
+    return [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+
+
+def ensure_public_https(url: str) -> str:
+    """Refuse a URL a tenant typed in unless it is https on a host whose every address is public.
+
+    Without this, "check connection" would let a tenant make our servers call (with the tenant's
+    credentials) any address they can reach: metadata services, databases, admin ports."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise UnsafeUrl("the URL must be https://host/… with no user name or password in it")
+    try:
+        addresses = resolve_host(parts.hostname)
+    except OSError:
+        raise UnsafeUrl(f"{parts.hostname} could not be resolved") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global:
+            raise UnsafeUrl(f"{parts.hostname} is not a public address")
+    return url

@@ -3,6 +3,7 @@
 import logging
 from functools import cache
 
+import requests
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -85,7 +86,7 @@ def setup(request, provider_name: str):
     }, status=400 if request.method == "POST" else 200)
 
 
-@tenant_page
+@tenant_page(admin_only=True)
 @require_POST
 def check_connection(request, provider_name: str):
     """Call the platform's API with the tenant's credentials and say whether it answered."""
@@ -97,10 +98,13 @@ def check_connection(request, provider_name: str):
         detail = provider.check_connection(integration)
     except RateLimited as exc:
         messages.error(request, f"{provider.label} is rate-limiting us; try again in {exc.retry_after:.0f} s.")
-    except (ApiError, ValueError, KeyError) as exc:
+    except ApiError as exc:  # our own message: status and path, never a credential
         messages.error(request, f"{provider.label} did not accept the connection: {exc}")
-    except OSError:
-        messages.error(request, f"{provider.label} could not be reached.")
+    except (requests.RequestException, OSError) as exc:
+        # Only the class: some of these quote a header value, which may hold a credential.
+        messages.error(request, f"{provider.label} could not be reached ({exc.__class__.__name__}).")
+    except ValueError as exc:  # the provider's own "enter … first"
+        messages.error(request, f"{provider.label}: {exc}.")
     else:
         messages.success(request, f"{provider.label} answered: {detail or 'connection works'}.")
     return redirect("setup", provider.name)

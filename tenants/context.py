@@ -101,10 +101,23 @@ def operator_context(reason: str, using: str = DEFAULT_DB_ALIAS) -> Iterator[Non
 
 @contextmanager
 def user_context(user_id, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
-    """Let PostgreSQL show one user's own memberships (and nothing else) before a tenant is known."""
+    """Let PostgreSQL show one user's own memberships (and nothing else) before a tenant is known.
+    Nested in a longer transaction (a request that already acts for a tenant), it puts the previous
+    value back on the way out, so the setting never outlives the lookup."""
+    connection = connections[using]
+    nested = connection.in_atomic_block
     with transaction.atomic(using=using):
-        connection = connections[using]
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('app.user_id', %s, true)", [str(user_id)])
-        yield
+        if connection.vendor != "postgresql":
+            yield
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('app.user_id', true), set_config('app.user_id', %s, true)", [str(user_id)]
+            )
+            previous = cursor.fetchone()[0] or ""
+        try:
+            yield
+        finally:
+            if nested and not connection.needs_rollback:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('app.user_id', %s, true)", [previous])

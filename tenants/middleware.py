@@ -1,3 +1,5 @@
+from django.db import transaction
+
 from tenants.authentication import authenticate_bearer
 from tenants.context import tenant_context
 from tenants.resolution import resolve_request_tenant
@@ -33,4 +35,9 @@ class TenantMiddleware:
         request.tenant, request.membership = resolution.tenant, resolution.membership
         request.can_switch_tenant = resolution.can_switch
         with tenant_context(resolution.tenant):
-            return self.get_response(request)
+            response = self.get_response(request)
+            if response.status_code >= 500:
+                # Django turns a view's exception into a 500 before it reaches us: undo what the
+                # view wrote (and its on-commit tasks) instead of committing half a request.
+                transaction.set_rollback(True)
+            return response

@@ -12,6 +12,9 @@ there the ORM wall stands alone.
 from django.db import migrations
 
 POLICY_NAME = "tenant_isolation"
+# A second, read-only policy for an extra condition (a user's own memberships): permissive
+# policies are OR-ed per command, so it widens SELECT and nothing else.
+READ_POLICY_NAME = "own_rows_read"
 
 TENANT_MATCH = (
     "(tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid "
@@ -38,21 +41,24 @@ class EnableRowLevelSecurity(migrations.operations.base.Operation):
         if schema_editor.connection.vendor != "postgresql":
             return
         table = schema_editor.quote_name(self._table(app_label, to_state))
-        using = TENANT_MATCH
-        if self.extra_read_condition:
-            using = f"({TENANT_MATCH} OR {self.extra_read_condition})"
         schema_editor.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         schema_editor.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
         schema_editor.execute(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}")
+        schema_editor.execute(f"DROP POLICY IF EXISTS {READ_POLICY_NAME} ON {table}")
         schema_editor.execute(
-            f"CREATE POLICY {POLICY_NAME} ON {table} USING {using} WITH CHECK {TENANT_MATCH}"
+            f"CREATE POLICY {POLICY_NAME} ON {table} USING {TENANT_MATCH} WITH CHECK {TENANT_MATCH}"
         )
+        if self.extra_read_condition:
+            schema_editor.execute(
+                f"CREATE POLICY {READ_POLICY_NAME} ON {table} FOR SELECT USING ({self.extra_read_condition})"
+            )
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor != "postgresql":
             return
         table = schema_editor.quote_name(self._table(app_label, from_state))
         schema_editor.execute(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}")
+        schema_editor.execute(f"DROP POLICY IF EXISTS {READ_POLICY_NAME} ON {table}")
         schema_editor.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         schema_editor.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
 

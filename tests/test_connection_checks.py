@@ -27,6 +27,15 @@ CASES = {
     "easyappointments": ({"url": "https://booking.acme.test", "username": "api", "password": "ea-acme-pass-000000"}, "GET",
                          lambda: "https://booking.acme.test/index.php/api/v1/services", [{"id": 1}], "1 service"),
 }
+@pytest.fixture(autouse=True)
+def fake_dns(monkeypatch):
+    """The local fakes' host names resolve to a public address; every other name really resolves."""
+    from integrations import http
+
+    real = http.resolve_host
+    monkeypatch.setattr(http, "resolve_host", lambda host: ["93.184.216.34"] if host.endswith(".acme.test") else real(host))
+
+
 SECRET_FIELD = {name: next(k for k in creds if "secret" in k or "key" in k or "token" in k or "password" in k)
                 for name, (creds, *_rest) in CASES.items()}
 
@@ -101,7 +110,9 @@ def test_the_setup_page_button_reports_the_answer(world, client):
     creds, method, url, answer, words = CASES["stripe"]
     connect(world.acme, "stripe", **creds)
     responses.add(method, url(), json=answer)
-    client.force_login(world.bob)  # members may check; they cannot change
+    client.force_login(world.bob)  # members look; checking calls out with the tenant's credentials
+    assert client.post("/setup/stripe/check/").status_code == 403
+    client.force_login(world.alice)
     response = client.post("/setup/stripe/check/", follow=True)
     assert response.status_code == 200
     text = response.content.decode()
@@ -110,3 +121,38 @@ def test_the_setup_page_button_reports_the_answer(world, client):
     responses.replace(method, url(), json={}, status=401)
     text = client.post("/setup/stripe/check/", follow=True).content.decode()
     assert "did not accept" in text and "401" in text
+
+
+@pytest.mark.parametrize("url", [
+    "http://booking.acme.test",  # not https
+    "https://127.0.0.1:8443", "https://10.0.0.5", "https://169.254.169.254", "https://[::1]",
+    "https://user:pw@booking.acme.test", "https://localhost",
+])
+def test_a_tenant_typed_url_inside_our_network_is_never_called(world, url):
+    from integrations.http import UnsafeUrl
+    from integrations.models import TenantIntegration
+    from tenants.context import tenant_context
+
+    connect(world.acme, "easyappointments", url=url, username="api", password="ea-acme-pass-000000")
+    with responses.RequestsMock() as fake, tenant_context(world.acme):
+        integration = TenantIntegration.objects.get(provider="easyappointments")
+        with pytest.raises(UnsafeUrl):
+            get_provider("easyappointments").check_connection(integration)
+        assert len(fake.calls) == 0
+
+
+def test_an_exception_quoting_a_header_is_not_shown(world, client):
+    """A key saved with a line break makes requests refuse the header and quote it: the page
+    names the error's class only."""
+    connect(world.acme, "stripe", secret_key="sk_test_line\nbreak-SECRET")
+    from integrations.models import TenantIntegration
+    from tenants.context import tenant_context
+
+    with tenant_context(world.acme):
+        integration = TenantIntegration.objects.get(provider="stripe")
+        integration.credentials = {"secret_key": "sk_test_line\nbreak-SECRET"}
+        integration.save()
+    client.force_login(world.alice)
+    text = client.post("/setup/stripe/check/", follow=True).content.decode()
+    assert "could not be reached (InvalidHeader)" in text or "InvalidHeader" in text
+    assert "break-SECRET" not in text

@@ -984,3 +984,20 @@ def test_members_see_whether_the_webhook_secret_is_set(world, client):
     client.force_login(world.bob)
     text = client.get("/setup/manychat/").content.decode()
     assert "Webhook token" in text and "configured, ends in" in text.lower()
+
+
+def test_a_page_that_fails_half_way_saves_nothing(world, client, monkeypatch):
+    """A 500 rolls back what the view wrote: the invited account and membership are not kept."""
+    from django.contrib.auth import get_user_model
+
+    from tenants import forms
+
+    def broken_reset(*args, **kwargs):
+        raise RuntimeError("mail server on fire")
+
+    monkeypatch.setattr(forms.PasswordResetForm, "save", broken_reset)  # the invitation e-mail fails
+    client.raise_request_exception = False
+    client.force_login(world.alice)
+    response = client.post("/members/invite/", {"email": "newbie@example.com", "role": "member"})
+    assert response.status_code == 500
+    assert not get_user_model().objects.filter(email="newbie@example.com").exists()

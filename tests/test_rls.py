@@ -140,3 +140,25 @@ def world_committed(transactional_db):
         Contact.objects.create(email=SHARED_EMAIL, source="zoom")
     yield acme
     connections["owner"].close()
+
+
+def test_a_users_own_memberships_are_readable_not_deletable(world):
+    """The own-rows rule widens SELECT only: with app.user_id set, another tenant's membership of
+    that user can be seen (to pick a tenant) but not deleted or changed."""
+    from tenants.context import user_context
+
+    with tenant_context(world.globex):
+        with user_context(world.alice.pk):
+            assert sql("SELECT count(*) FROM tenants_membership WHERE user_id = %s", [world.alice.pk]) == [(1,)]
+            with connection.cursor() as cursor:
+                cursor.execute("DELETE FROM tenants_membership WHERE user_id = %s", [world.alice.pk])
+                assert cursor.rowcount == 0
+        # The lookup is over: the setting is gone again for the rest of the transaction.
+        assert sql("SELECT current_setting('app.user_id', true)") == [("",)]
+    with tenant_context(world.acme):
+        assert sql("SELECT count(*) FROM tenants_membership WHERE user_id = %s", [world.alice.pk]) == [(1,)]
+
+
+def test_membership_policies_in_the_catalogue(db):
+    policies = dict(sql("SELECT polname, polcmd FROM pg_policy WHERE polrelid = 'tenants_membership'::regclass"))
+    assert policies == {"tenant_isolation": "*", "own_rows_read": "r"}

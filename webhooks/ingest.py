@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,6 +31,16 @@ class Outcome:
     status: int
     body: dict = field(default_factory=dict)
     log_id: int | None = None
+    headers: dict = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> bool:
+        return self.body.get("status") == "rejected"
+
+
+# A rejected delivery is kept for operators to see why, not byte for byte at any size: a forger
+# must not be able to fill the table with megabytes of junk.
+REJECTED_BODY_LIMIT = 64 * 1024
 
 
 REDACTED_SECRET = b"[redacted]"
@@ -44,18 +55,28 @@ def redact_secrets(body: bytes, secrets: list[str]) -> bytes:
     return body
 
 
-def receive(provider: Provider, integration: TenantIntegration, request: WebhookRequest) -> Outcome:
+def receive(provider: Provider, integration: TenantIntegration, request: WebhookRequest,
+            admit: Callable[[], int | None] | None = None) -> Outcome:
+    """``admit`` is asked once the delivery is verified: seconds to wait when the tenant is over
+    its limit (429), else None. Forged deliveries never use up a tenant's quota."""
     headers = redact_headers(request.headers)
     stored_body = redact_secrets(request.body, provider.verification_secrets(integration))
     try:
         provider.verify(request, integration)
     except VerificationFailed as exc:
+        error = str(exc)
+        if len(stored_body) > REJECTED_BODY_LIMIT:
+            stored_body, error = stored_body[:REJECTED_BODY_LIMIT], f"{error} (body cut to {REJECTED_BODY_LIMIT} bytes)"
         row = WebhookLog.objects.create(
             source=provider.name, event_id=body_hash(request.body), status=WebhookLog.Status.REJECTED,
-            error=str(exc), headers=headers, body=stored_body, remote_addr=request.remote_addr,
+            error=error, headers=headers, body=stored_body, remote_addr=request.remote_addr,
         )
         log.info("webhook %s rejected for tenant %s: %s", provider.name, integration.tenant_id, exc)
         return Outcome(settings.WEBHOOK_REJECTED_STATUS, {"status": "rejected", "reason": str(exc)}, row.pk)
+
+    wait = admit() if admit else None
+    if wait:
+        return Outcome(429, {"status": "rate_limited"}, headers={"Retry-After": str(wait)})
 
     try:
         payload = provider.parse(request.body)

@@ -67,10 +67,11 @@ def record_failure(log_id: int, tenant_id: str, error: BaseException, final: boo
         status = WebhookLog.Status.DEAD if final else WebhookLog.Status.FAILED
     message = f"{error.__class__.__name__}: {error}"[:2000]
     with tenant_context(tenant_id):
-        WebhookLog.objects.filter(pk=log_id, status__in=PROCESSABLE).update(
+        counted = WebhookLog.objects.filter(pk=log_id, status__in=PROCESSABLE).update(
             status=status, attempts=F("attempts") + 1, error=message, updated_at=timezone.now()
         )
-        row = WebhookLog.objects.filter(pk=log_id).only("source").first()
+        # Nothing counted: another delivery of the task finished the row meanwhile; not a failure.
+        row = WebhookLog.objects.filter(pk=log_id).only("source").first() if counted else None
         if row is not None:
             TenantIntegration.objects.filter(provider=row.source).update(
                 last_error=message, last_error_at=timezone.now()

@@ -51,7 +51,9 @@ def sweep_webhooks() -> int:
         # Start their clock again: a queue that is merely slow must not get the same rows
         # published once more every minute while it catches up.
         with operator_context("beat: mark swept webhook rows"):
-            WebhookLog.objects.filter(pk__in=published, status=WebhookLog.Status.RECEIVED).update(updated_at=timezone.now())
+            WebhookLog.objects.filter(
+                pk__in=published, status__in=[WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED]
+            ).update(updated_at=timezone.now())
     published = len(published)
     if rows:
         log.info("sweeper: %d stuck webhook row(s), %d published", len(rows), published)

@@ -260,6 +260,28 @@ class WebhookSecuritySuite:
         # Unset (the default): a tenant without a secret accepts nothing.
         assert self.post_signed(self.world.acme, secret=fallback).status_code == 401
 
+    def test_forged_deliveries_do_not_block_genuine_ones(self, hooks):
+        from django.core.cache import cache
+
+        cache.clear()
+        forger = {"REMOTE_ADDR": "203.0.113.9"}
+        with override_settings(WEBHOOK_REJECTED_RATE_LIMIT=3, WEBHOOK_RATE_LIMIT=5):
+            for _ in range(3):
+                assert self.post(self.world.acme, self.body(), **forger).status_code == 401
+            response = self.post(self.world.acme, self.body(), **forger)
+            assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+            assert self.post_signed(self.world.acme).status_code == 200  # the platform, from elsewhere
+        cache.clear()
+        assert len(rows(self.world.acme, source=self.source, status=WebhookLog.Status.REJECTED)) == 3
+
+    def test_a_large_forged_body_is_cut_when_kept(self, hooks):
+        from webhooks.ingest import REJECTED_BODY_LIMIT
+
+        body = b'{"junk": "' + b"x" * (REJECTED_BODY_LIMIT * 2) + b'"}'
+        assert self.post(self.world.acme, body).status_code == 401
+        (row,) = rows(self.world.acme, source=self.source)
+        assert len(bytes(row.body)) == REJECTED_BODY_LIMIT and "cut" in row.error
+
     def test_too_many_deliveries_for_one_tenant_get_429(self, hooks):
         from django.core.cache import cache
 

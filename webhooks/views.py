@@ -57,23 +57,44 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
-def _rate_limited(tenant_id) -> int | None:
-    """Seconds to wait when the tenant is over its limit in this window, else None.
+def _window_key(name: str) -> tuple[str, int, int]:
+    window = settings.WEBHOOK_RATE_WINDOW_SECONDS
+    now = int(time.time())
+    return f"webhook-rate:{name}:{now // window}", window, (window - now % window) or 1
+
+
+def _count(name: str, limit: int) -> int | None:
+    """Count one more in this window; seconds to wait when that goes over ``limit``, else None.
 
     A fixed window in the shared cache: cheap, and good enough to stop a flood; set
     ``CACHE_URL`` to Redis so every web process counts together."""
-    limit, window = settings.WEBHOOK_RATE_LIMIT, settings.WEBHOOK_RATE_WINDOW_SECONDS
     if limit <= 0:
         return None
-    now = int(time.time())
-    key = f"webhook-rate:{tenant_id}:{now // window}"
+    key, window, remaining = _window_key(name)
     cache.add(key, 0, timeout=window + 5)
     try:
         count = cache.incr(key)
     except ValueError:  # evicted between add and incr
         cache.set(key, 1, timeout=window + 5)
         count = 1
-    return (window - now % window) or 1 if count > limit else None
+    return remaining if count > limit else None
+
+
+def _already_over(name: str, limit: int) -> int | None:
+    """Whether ``name`` has used up ``limit`` in this window, without counting this request."""
+    if limit <= 0:
+        return None
+    key, _window, remaining = _window_key(name)
+    return remaining if (cache.get(key) or 0) >= limit else None
+
+
+def client_ip(request) -> str | None:
+    """The sender's address: REMOTE_ADDR, or the last hop our own proxy added to the header
+    named by ``WEBHOOK_CLIENT_IP_HEADER`` (a sender can forge the earlier hops, not that one)."""
+    header = settings.WEBHOOK_CLIENT_IP_HEADER
+    if header and request.META.get(header):
+        return request.META[header].split(",")[-1].strip() or None
+    return request.META.get("REMOTE_ADDR")
 
 
 @csrf_exempt
@@ -116,16 +137,19 @@ def _receive(request, tenant_key: str, source: str):
         if tenant is None:
             return _not_found("unknown or inactive tenant", tenant=tenant_key, source=source)
         tenant_id = tenant.pk
-    wait = _rate_limited(tenant_id)
+    # Two budgets: verified deliveries per tenant (counted after verification, so forgeries never
+    # use it up), and failed verifications per tenant and sender address (a forger is slowed
+    # down without blocking the platform's genuine deliveries).
+    sender = client_ip(request)
+    failures = f"rejected:{tenant_id}:{sender}"
+    wait = _already_over(failures, settings.WEBHOOK_REJECTED_RATE_LIMIT)
     if wait:
         return _json(429, {"status": "rate_limited"}, Retry_After=str(wait))
 
     body = request.body
     if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
         return _json(413, {"status": "too_large", "limit_bytes": settings.WEBHOOK_MAX_BODY_BYTES})
-    delivery = WebhookRequest(
-        body=body, headers=request.headers, query=request.GET, remote_addr=request.META.get("REMOTE_ADDR")
-    )
+    delivery = WebhookRequest(body=body, headers=request.headers, query=request.GET, remote_addr=sender)
     with tenant_context(tenant_id):
         # One query for the tenant (active) and its active integration; the credentials are not
         # needed to verify a delivery, so they are neither loaded nor decrypted here.
@@ -135,8 +159,13 @@ def _receive(request, tenant_key: str, source: str):
         )
         if integration is None:
             return _not_found("unknown or inactive tenant, or source not connected", tenant=tenant_key, source=source)
-        outcome = receive(provider, integration, delivery)
-    return _json(outcome.status, outcome.body)
+        outcome = receive(
+            provider, integration, delivery,
+            admit=lambda: _count(f"tenant:{tenant_id}", settings.WEBHOOK_RATE_LIMIT),
+        )
+    if outcome.rejected:
+        _count(failures, settings.WEBHOOK_REJECTED_RATE_LIMIT)
+    return _json(outcome.status, outcome.body, **{k.replace("-", "_"): v for k, v in outcome.headers.items()})
 
 
 # --- For tenant users and operators: "where do I point the platform?" and "is it working?" ----

@@ -7,6 +7,8 @@ header when present, else ``<action>:<api_url>`` (PROVIDERS.md). Eventbrite dele
 is answered 410, so nothing here may produce one (the receiver view never does).
 """
 
+import uuid
+
 from django.conf import settings
 
 from integrations.http import get_with_bearer
@@ -34,10 +36,17 @@ class EventbriteProvider(Provider):
         return str(config.get("action") or "") if isinstance(config, dict) else ""
 
     def event_id(self, payload, request):
+        """``X-Eventbrite-Delivery`` when Eventbrite sends it. Otherwise ``order.placed`` is
+        ``<action>:<api_url>`` (an order is placed once). Every other action may come again for the
+        same object with a new change behind the very same body (an attendee updated twice), so
+        no key can tell a retry from a new change: each delivery gets its own key and is
+        processed, which is safe because handling re-reads the object and upserts."""
         delivery = request.headers.get("X-Eventbrite-Delivery", "").strip()
         if delivery:
             return delivery
-        return f"{self.event_type(payload, request)}:{payload.get('api_url') or ''}"
+        action = self.event_type(payload, request)
+        key = f"{action}:{payload.get('api_url') or ''}"
+        return key if action == "order.placed" else f"{key}:{uuid.uuid4().hex}"
 
     def setup_steps(self, webhook_url):
         return [

@@ -52,6 +52,15 @@ class TestEventbrite(WebhookSecuritySuite):
             self.api = fake
             yield fake
 
+    def test_an_attendee_updated_twice_is_processed_twice(self, hooks):
+        """The same body announces two different changes: without Eventbrite's delivery id neither
+        may be dropped as a duplicate (handling re-reads the attendee, so a retry is harmless)."""
+        self.deliver("attendee_updated")
+        self.deliver("attendee_updated")
+        updates = rows(self.world.acme, source="eventbrite")
+        assert len(updates) == 2 and {r.status for r in updates} == {"processed"}
+        assert len(self.api.calls) == 2
+
     def deliver(self, name_or_body, tenant=None, headers=None):
         tenant = tenant or self.world.acme
         body = name_or_body if isinstance(name_or_body, bytes) else fixture_bytes("eventbrite", name_or_body)

@@ -51,14 +51,18 @@ class PoshVipProvider(Provider):
         return str(payload.get("event") or "")
 
     def event_id(self, payload, request):
-        """``<purchase id>:<event>``, plus ``:<ticket id>`` for ticket events: one purchase holds
-        several tickets, each checked in (or transferred) on its own, and those are separate
-        events. Without a purchase id, the body's SHA-256."""
+        """``<purchase id>:<event>``, plus ``:<ticket id>`` for ticket events (one purchase holds
+        several tickets, each checked in or transferred on its own), plus a body hash for
+        transfers. Without a purchase id, the body's SHA-256."""
         purchase = payload.get("purchase") if isinstance(payload.get("purchase"), dict) else {}
         if not purchase.get("id"):
             return body_hash(request.body)
         ticket = payload.get("ticket") if isinstance(payload.get("ticket"), dict) else {}
         parts = [purchase["id"], payload.get("event") or "", ticket.get("id")]
+        if payload.get("event") == "ticket.transferred":
+            # One ticket may change hands more than once (A→B, then B→C): each transfer is its own
+            # event, and a retry repeats the body, so the body tells them apart.
+            parts.append(body_hash(request.body)[:16])
         return ":".join(str(part) for part in parts if part)
 
     def setup_steps(self, webhook_url):

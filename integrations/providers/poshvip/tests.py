@@ -112,6 +112,17 @@ class TestPoshVip(SignedBodyTests, WebhookSecuritySuite):
         globex_pat = self.contact(self.world.globex, "pat@example.com")
         assert (globex_pat.activity, globex_pat.last_name) == ([], "")
 
+    def test_a_second_transfer_of_the_same_ticket_is_its_own_event(self, hooks):
+        self.deliver("ticket_transferred")
+        onward = fixture_bytes("poshvip", "ticket_transferred").replace(b"Pat@example.com", b"sam.onward@example.com")
+        self.deliver("ticket_transferred", body=onward)
+        transfers = rows(self.world.acme, source="poshvip")
+        assert len(transfers) == 2 and {r.status for r in transfers} == {"processed"}
+        assert transfers[0].event_id != transfers[1].event_id
+        assert self.contact(self.world.acme, "sam.onward@example.com") is not None
+        self.deliver("ticket_transferred", body=onward)  # a retry of the second transfer
+        assert [r.delivery_count for r in rows(self.world.acme, source="poshvip")] == [1, 2]
+
     # --- amounts -----------------------------------------------------------------------------
     @pytest.mark.parametrize(("unit", "total", "expected"), [
         ("", b"90", Decimal("90")),  # the default: currency units, whole or not

@@ -46,4 +46,4 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo tenant '{tenant.slug}' ({tenant.pk}). Logins (new passwords each run):")
         for line in lines:
             self.stdout.write(line)
-        self.stdout.write(f"  admin: {settings.PUBLIC_BASE_URL}/admin/")
+        self.stdout.write(f"  tenant pages: {settings.PUBLIC_BASE_URL}/accounts/login/ · admin: {settings.PUBLIC_BASE_URL}/admin/")

@@ -82,8 +82,9 @@ class WebhookSecuritySuite:
 
     # --- to override -------------------------------------------------------------------------
     def sign(self, body: bytes, secret: str, timestamp: int | None = None) -> dict:
-        """Request parts that authenticate ``body`` with ``secret``: ``{"headers": {...}, "query": {...}}``."""
-        raise NotImplementedError
+        """Request parts that authenticate ``body`` with ``secret``: ``{"headers": {...}, "query": {...}}``.
+        Default: the tenant's token in ``X-Webhook-Token``, as ``Provider.verify`` expects."""
+        return {"headers": {"X-Webhook-Token": secret}}
 
     def connect_tenant(self, tenant, secret):
         return connect(tenant, self.source, secret, **self.extra_values)
@@ -113,6 +114,19 @@ class WebhookSecuritySuite:
         headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signed.get("headers", {}).items()}
         with self._capture(execute=True):
             return self.client.post(url, data=body, content_type=content_type, **headers, **extra)
+
+    def deliver(self, name_or_body, tenant=None):
+        """Post a fixture (by name) or bytes, signed for the tenant; it must be accepted."""
+        tenant = tenant or self.world.acme
+        body = name_or_body if isinstance(name_or_body, bytes) else fixture_bytes(self.source, name_or_body)
+        response = self.post_signed(tenant, body)
+        assert response.status_code == 200, response.content
+        return response
+
+    def contact(self, tenant, email=None, **lookup):
+        """The tenant's contact with this e-mail (or other lookup), or None."""
+        with tenant_context(tenant):
+            return Contact.objects.filter(**({"email": email} if email else {}), **lookup).first()
 
     def post_signed(self, tenant, body: bytes | None = None, secret: str | None = None, **kwargs):
         body = self.body() if body is None else body

@@ -12,16 +12,6 @@ class TestDenefits(WebhookSecuritySuite):
     source = "denefits"
     valid_fixture = "payment_received"
 
-    def sign(self, body, secret, timestamp=None):
-        return {"headers": {"X-Webhook-Token": secret}}
-
-    def deliver(self, name_or_body, tenant=None):
-        tenant = tenant or self.world.acme
-        body = name_or_body if isinstance(name_or_body, bytes) else fixture_bytes("denefits", name_or_body)
-        response = self.post_signed(tenant, body)
-        assert response.status_code == 200, response.content
-        return response
-
     def test_every_fixture_is_accepted(self, hooks):
         for name in fixture_names("denefits"):
             self.deliver(name)

@@ -1,8 +1,6 @@
 import json
 
-from contacts.models import Contact
 from integrations.providers.base import body_hash
-from tenants.context import tenant_context
 from webhooks.models import WebhookLog
 from webhooks.testing import WebhookSecuritySuite, fixture_bytes, fixture_names, rows
 
@@ -11,20 +9,6 @@ class TestEasyAppointments(WebhookSecuritySuite):
     source = "easyappointments"
     valid_fixture = "appointment_save"
     extra_values = {"url": "https://booking.example.com"}
-
-    def sign(self, body, secret, timestamp=None):
-        return {"headers": {"X-Webhook-Token": secret}}
-
-    def deliver(self, name_or_body, tenant=None):
-        tenant = tenant or self.world.acme
-        body = name_or_body if isinstance(name_or_body, bytes) else fixture_bytes("easyappointments", name_or_body)
-        response = self.post_signed(tenant, body)
-        assert response.status_code == 200, response.content
-        return response
-
-    def contact(self, tenant, email):
-        with tenant_context(tenant):
-            return Contact.objects.filter(email=email).first()
 
     def test_every_fixture_is_accepted(self, hooks):
         for name in fixture_names("easyappointments"):

@@ -12,20 +12,6 @@ class TestManyChat(WebhookSecuritySuite):
     source = "manychat"
     valid_fixture = "subscriber"
 
-    def sign(self, body, secret, timestamp=None):
-        return {"headers": {"X-Webhook-Token": secret}}
-
-    def deliver(self, name_or_body, tenant=None):
-        tenant = tenant or self.world.acme
-        body = name_or_body if isinstance(name_or_body, bytes) else fixture_bytes("manychat", name_or_body)
-        response = self.post_signed(tenant, body)
-        assert response.status_code == 200, response.content
-        return response
-
-    def contact(self, tenant, **lookup):
-        with tenant_context(tenant):
-            return Contact.objects.filter(**lookup).first()
-
     def test_every_fixture_is_accepted(self, hooks):
         for name in fixture_names("manychat"):
             self.deliver(name)

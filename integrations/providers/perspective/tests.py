@@ -10,20 +10,6 @@ class TestPerspective(WebhookSecuritySuite):
     source = "perspective"
     valid_fixture = "lead"
 
-    def sign(self, body, secret, timestamp=None):
-        return {"headers": {"X-Webhook-Token": secret}}
-
-    def deliver(self, name_or_body, tenant=None):
-        tenant = tenant or self.world.acme
-        body = name_or_body if isinstance(name_or_body, bytes) else fixture_bytes("perspective", name_or_body)
-        response = self.post_signed(tenant, body)
-        assert response.status_code == 200, response.content
-        return response
-
-    def contact(self, tenant, email):
-        with tenant_context(tenant):
-            return Contact.objects.filter(email=email).first()
-
     def test_every_fixture_is_accepted(self, hooks):
         for name in fixture_names("perspective"):
             self.deliver(name)

@@ -35,10 +35,19 @@ run: venv
 	$(PY) manage.py seed_demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-# With no DATABASE_URL the suite runs on SQLite and lists the PostgreSQL tests it skipped (and why).
+# With DATABASE_URL set (CI: .ci/run) the suite runs there. Without it, on a throwaway PostgreSQL
+# cluster when the binaries are installed (scripts/with-throwaway-postgres), else on SQLite, where
+# the tests that need PostgreSQL are skipped and listed with the reason.
 test: dev-deps
-	@if [ -z "$$DATABASE_URL" ]; then echo "make test: no DATABASE_URL, running on SQLite; tests that need PostgreSQL are skipped (listed below)."; fi
-	$(PY) -m pytest
+	@if [ -n "$$DATABASE_URL" ]; then \
+		$(PY) -m pytest; \
+	else \
+		status=0; scripts/with-throwaway-postgres $(PY) -m pytest || status=$$?; \
+		if [ $$status -eq 97 ]; then \
+			echo "make test: no DATABASE_URL and no PostgreSQL binaries: running on SQLite; tests that need PostgreSQL are skipped (listed below)."; \
+			$(PY) -m pytest; \
+		else exit $$status; fi; \
+	fi
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 .pytest_cache

@@ -22,6 +22,9 @@ class Contact(TenantOwned):
     ghl_id = models.CharField("GoHighLevel contact id", max_length=64, blank=True, default="")
     custom_fields = models.JSONField(default=dict, blank=True)
     activity = models.JSONField(default=list, blank=True, help_text="Check-ins, transfers and the like.")
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the tenant's admins were told about this new contact (once)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

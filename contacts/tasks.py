@@ -2,6 +2,7 @@ import logging
 
 from celery import shared_task
 from django.core.mail import EmailMessage, mailers
+from django.utils import timezone
 
 from contacts.models import Contact
 from tenants.context import tenant_context
@@ -25,8 +26,12 @@ def notify_new_contact(tenant_id: str, contact_id: int) -> int:
     admins do not see each other's addresses, and one bad address does not hold up the others.
     """
     with tenant_context(tenant_id):
-        # Inside the tenant: another tenant's contact id finds nothing (ORM wall and RLS).
-        contact = Contact.objects.select_related("tenant").filter(pk=contact_id).first()
+        # Claimed once, like healthchecks' report jobs: a redelivered task (acks_late, a worker
+        # killed after sending) finds the claim taken and sends nothing again. A worker killed
+        # between the claim and the send loses that one notice: at most once, never twice.
+        # Inside the tenant, another tenant's contact id matches nothing (ORM wall and RLS).
+        claimed = Contact.objects.filter(pk=contact_id, notified_at__isnull=True).update(notified_at=timezone.now())
+        contact = Contact.objects.select_related("tenant").filter(pk=contact_id).first() if claimed else None
         if contact is None:
             return 0
         recipients = sorted(

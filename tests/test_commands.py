@@ -673,3 +673,31 @@ def test_setup_app_role_refuses_the_owner_and_an_empty_password(test_role):
         cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [test_role])
         assert cursor.fetchone()[0] == 0
     assert role_facts(owner)["attributes"] == owner_before  # the owner is left as it was
+
+
+def test_the_role_password_is_sent_as_a_scram_verifier():
+    """RFC 7677's test vector shape: the verifier re-derives from the password and salt."""
+    import base64
+    import hashlib
+    import hmac
+
+    from tenants.management.commands.setup_app_role import scram_sha_256_verifier
+
+    verifier = scram_sha_256_verifier("pencil", salt=b"0123456789abcdef")
+    head, keys = verifier.split("$", 1)[1].split("$")
+    iterations, salt = head.split(":")
+    stored, server = keys.split(":")
+    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", base64.b64decode(salt), int(iterations))
+    assert base64.b64decode(stored) == hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
+    assert base64.b64decode(server) == hmac.new(salted, b"Server Key", "sha256").digest()
+    assert "pencil" not in verifier and verifier.startswith("SCRAM-SHA-256$4096:")
+
+
+@requires_postgres
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_postgres_stores_the_verifier_we_computed(test_role):
+    run("setup_app_role", test_role, "--password", "pw-known-to-nobody-else", database="owner")
+    with owner_cursor() as cursor:
+        cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [test_role])
+        (stored,) = cursor.fetchone()
+    assert stored.startswith("SCRAM-SHA-256$4096:")

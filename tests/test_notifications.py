@@ -160,3 +160,19 @@ def test_a_line_break_in_a_name_from_a_payload_does_not_lose_the_mail(world, mai
     assert "\n" not in message.subject and "\r" not in message.subject
     assert "spy@evil.test" not in message.message().get_all("Bcc", [])
     assert message.subject == "[Acme] New contact from manychat: Mallory Bcc: spy@evil.test X"
+
+
+def test_a_redelivered_notification_task_sends_nothing_again(stripe, mailoutbox):
+    """acks_late redelivers a task whose worker died after sending: the claim on the contact
+    makes the second run a no-op."""
+    from contacts.models import Contact
+    from contacts.tasks import notify_new_contact
+    from tenants.context import tenant_context
+
+    with tenant_context(stripe.acme):
+        contact = Contact.objects.create(email="once@example.com", source="stripe")
+    assert notify_new_contact.apply(args=(str(stripe.acme.pk), contact.pk)).get() == 1
+    assert notify_new_contact.apply(args=(str(stripe.acme.pk), contact.pk)).get() == 0
+    assert len(mailoutbox) == 1
+    with tenant_context(stripe.acme):
+        assert Contact.objects.get(pk=contact.pk).notified_at is not None

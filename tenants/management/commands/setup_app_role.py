@@ -5,6 +5,10 @@ not CREATEDB/CREATEROLE, not the owner (nor a member of it), no DDL, and ``djang
 read-only. Row-level security therefore applies to every query it makes.
 """
 
+import base64
+import hashlib
+import hmac
+import os
 import re
 
 from django.core.management.base import CommandError
@@ -12,6 +16,20 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
 from engarde.commands import Command as BaseCommand
+
+
+def scram_sha_256_verifier(password: str, iterations: int = 4096, salt: bytes | None = None) -> str:
+    """The verifier PostgreSQL stores for ``password`` (RFC 5802/7677), computed here so that the
+    password itself never reaches the server, nor its statement log. PostgreSQL accepts a
+    ``PASSWORD 'SCRAM-SHA-256$…'`` as given. (No SASLprep: an ASCII password is unchanged by it.)"""
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # PostgreSQL refuses these itself, with an error that quotes the statement (and its password).
@@ -55,7 +73,7 @@ class Command(BaseCommand):
                 sql.SQL(
                     "{} ROLE {} WITH LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION "
                     "INHERIT PASSWORD {}"
-                ).format(sql.SQL(verb), ident, sql.Literal(password)),
+                ).format(sql.SQL(verb), ident, sql.Literal(scram_sha_256_verifier(password))),
                 sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(owner), ident),
                 sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), ident),
                 sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),

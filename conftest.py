@@ -160,3 +160,12 @@ def db_tenant_setting():
             return tuple(value or "" for value in cursor.fetchone())
 
     return read
+
+
+@pytest.fixture
+def stripe(world):
+    """The world, with Stripe connected at both tenants under their own signing secrets
+    (``webhooks.testing.STRIPE_SECRETS``)."""
+    from webhooks.testing import connect_stripe
+
+    return connect_stripe(world)

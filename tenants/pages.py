@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -127,9 +127,7 @@ def invite_member(request):
 @tenant_page(admin_only=True)
 @require_POST
 def remove_member(request, membership_id: int):
-    membership = Membership.objects.select_related("user").filter(pk=membership_id).first()
-    if membership is None:
-        raise Http404("No such member.")
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
     acting_is_owner = request.user.is_staff or request.membership.role == Membership.Role.OWNER
     if membership.role == Membership.Role.OWNER and not acting_is_owner:
         messages.error(request, "Only an owner can remove an owner.")

@@ -9,21 +9,12 @@ from conftest import SHARED_EMAIL, make_user
 from contacts.models import Contact
 from contacts.services import upsert_contact
 from contacts.tasks import notify_new_contact
-from integrations.providers.stripe.tests import stripe_signature
 from tenants.context import tenant_context
 from tenants.models import Membership
 from webhooks.models import WebhookLog
-from webhooks.testing import connect, fixture_bytes, rows, webhook_path
+from webhooks.testing import fixture_bytes, post_stripe, rows
 
-STRIPE_SECRETS = {"acme": "whsec_acme_notify_0123456789abcdefgh", "globex": "whsec_globex_notify_0123456789abcdef"}
 CHECKOUT_EMAIL = "jamie.rivera@example.com"  # the customer of the checkout fixture
-
-
-@pytest.fixture
-def stripe(world):
-    for tenant in (world.acme, world.globex):
-        connect(tenant, "stripe", STRIPE_SECRETS[tenant.slug])
-    return world
 
 
 @pytest.fixture
@@ -34,10 +25,7 @@ def deliver(client, django_capture_on_commit_callbacks):
     def post(tenant, body: bytes | None = None):
         body = fixture_bytes("stripe", "checkout_session_completed") if body is None else body
         with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(
-                webhook_path(tenant, "stripe"), data=body, content_type="application/json",
-                HTTP_STRIPE_SIGNATURE=stripe_signature(body, STRIPE_SECRETS[tenant.slug]),
-            )
+            response = post_stripe(client, tenant, body)
         assert response.status_code == 200, response.content
         return response
 

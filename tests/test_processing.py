@@ -27,15 +27,13 @@ from django.utils import timezone
 
 from contacts.models import Contact, Payment
 from integrations.models import TenantIntegration
-from integrations.providers.stripe.tests import stripe_signature
 from tenants.context import operator_context, tenant_context
 from webhooks import processing
 from webhooks.models import WebhookLog
 from webhooks.processing import retry_delay
 from webhooks.tasks import process_webhook, sweep_webhooks
-from webhooks.testing import connect, fixture_bytes, rows, webhook_path
+from webhooks.testing import fixture_bytes, post_stripe, rows
 
-STRIPE_SECRETS = {"acme": "whsec_acme_processing_0123456789abcd", "globex": "whsec_globex_processing_0123456789a"}
 CHECKOUT_PI = "pi_3QxCheckout00000001"
 
 
@@ -49,28 +47,17 @@ def broken_checkout() -> bytes:
 
 
 @pytest.fixture
-def stripe(world):
-    for tenant in (world.acme, world.globex):
-        connect(tenant, "stripe", STRIPE_SECRETS[tenant.slug])
-    return world
-
-
-@pytest.fixture
 def post(client, django_capture_on_commit_callbacks):
     """POST a signed Stripe body. ``process=False`` stores it without running what is queued on
     commit: the publish is lost, as when the broker was down, and the row stays ``received``."""
 
     def send(tenant, body: bytes | None = None, process: bool = True):
         body = fixture_bytes("stripe", "checkout_session_completed") if body is None else body
-        request = dict(
-            path=webhook_path(tenant, "stripe"), data=body, content_type="application/json",
-            HTTP_STRIPE_SIGNATURE=stripe_signature(body, STRIPE_SECRETS[tenant.slug]),
-        )
         if process:
             with django_capture_on_commit_callbacks(execute=True):
-                response = client.post(**request)
+                response = post_stripe(client, tenant, body)
         else:
-            response = client.post(**request)
+            response = post_stripe(client, tenant, body)
         assert response.status_code == 200, response.content
         return rows(tenant, source="stripe", event_id=json.loads(body)["id"])[0]
 
@@ -236,8 +223,7 @@ def test_the_sweeper_publishes_stuck_rows_of_every_tenant_and_only_those(stripe,
 def test_the_sweeper_leaves_finished_rows_alone_however_old(stripe, post, client, django_capture_on_commit_callbacks):
     processed = post(stripe.acme)
     with django_capture_on_commit_callbacks(execute=True):  # unsigned: rejected
-        client.post(webhook_path(stripe.acme, "stripe"), data=fixture_bytes("stripe", "payment_intent_succeeded"),
-                    content_type="application/json")
+        post_stripe(client, stripe.acme, fixture_bytes("stripe", "payment_intent_succeeded"), signed=False)
     (rejected,) = rows(stripe.acme, source="stripe", status=WebhookLog.Status.REJECTED)
     dead = post(stripe.acme, broken_checkout())
     processing.record_failure(dead.pk, str(stripe.acme.pk), KeyError("id"), final=True)

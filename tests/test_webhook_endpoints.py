@@ -14,12 +14,11 @@ from django.utils import timezone
 from conftest import SHARED_WEBHOOK_SECRET, make_user
 from contacts.models import Contact, Payment
 from integrations.models import TenantIntegration, webhook_url
-from integrations.providers.stripe.tests import stripe_signature
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
 from tenants.models import ApiToken
 from webhooks.models import WebhookLog
-from webhooks.testing import connect, fixture_bytes, rows, webhook_path
+from webhooks.testing import STRIPE_SECRETS, connect, fixture_bytes, post_stripe, rows
 
 WEBHOOK_SOURCES = sorted(name for name, provider in PROVIDERS.items() if provider.receives_webhooks)
 NO_WEBHOOK_PROVIDERS = sorted(name for name, provider in PROVIDERS.items() if not provider.receives_webhooks)
@@ -29,7 +28,6 @@ TEST_KEYS = {
     "status", "tenant_id", "tenant_name", "webhook_url", "webhook_secret_configured", "connection_active",
     "supported_events", "last_event_at",
 }
-STRIPE_SECRETS = {"acme": "whsec_acme_endpoints_0123456789abcdef", "globex": "whsec_globex_endpoints_0123456789ab"}
 CHECKOUT_PI = "pi_3QxCheckout00000001"  # the payment intent of the checkout fixture
 
 
@@ -52,18 +50,10 @@ def bearer(user):
 def stripe_delivery(client, capture, tenant, name="checkout_session_completed", signed=True):
     """POST a Stripe fixture to the tenant's URL; on-commit work (processing) runs before returning."""
     body = fixture_bytes("stripe", name)
-    headers = {"HTTP_STRIPE_SIGNATURE": stripe_signature(body, STRIPE_SECRETS[tenant.slug])} if signed else {}
     with capture(execute=True):
-        response = client.post(webhook_path(tenant, "stripe"), data=body, content_type="application/json", **headers)
+        response = post_stripe(client, tenant, body, signed=signed)
     assert response.status_code == (200 if signed else 401), response.content
     return response
-
-
-@pytest.fixture
-def stripe(world):
-    for tenant in (world.acme, world.globex):
-        connect(tenant, "stripe", STRIPE_SECRETS[tenant.slug])
-    return world
 
 
 def payments_of_checkout(tenant):
@@ -272,8 +262,7 @@ def test_a_failed_delivery_can_be_replayed(stripe, client, django_capture_on_com
     del body["data"]["object"]["id"], body["data"]["object"]["payment_intent"]
     raw = json.dumps(body).encode()
     with capture(execute=True):
-        client.post(webhook_path(world.acme, "stripe"), data=raw, content_type="application/json",
-                    HTTP_STRIPE_SIGNATURE=stripe_signature(raw, STRIPE_SECRETS["acme"]))
+        post_stripe(client, world.acme, raw)
     (row,) = rows(world.acme, source="stripe")
     assert (row.status, row.attempts) == ("failed", 1)
     with capture(execute=True):

@@ -3,8 +3,7 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from integrations.registry import PROVIDERS
@@ -32,10 +31,8 @@ def log_list(request):
 
 
 def _row(pk: int) -> WebhookLog:
-    row = WebhookLog.objects.filter(pk=pk).first()  # the tenant's rows only: another's is a 404
-    if row is None:
-        raise Http404("No such delivery.")
-    return row
+    # The tenant's rows only (the manager is scoped): another tenant's id is a 404 like any other.
+    return get_object_or_404(WebhookLog.objects, pk=pk)
 
 
 @tenant_page

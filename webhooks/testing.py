@@ -53,6 +53,24 @@ def connect(tenant, source: str, secret: str = "", **values) -> TenantIntegratio
         return integration
 
 
+# Each tenant's own Stripe signing secret in the tests that post Stripe deliveries outside a suite.
+STRIPE_SECRETS = {"acme": "whsec_acme_test_0123456789abcdefghij", "globex": "whsec_globex_test_0123456789abcdefgh"}
+
+
+def connect_stripe(world):
+    for tenant in (world.acme, world.globex):
+        connect(tenant, "stripe", STRIPE_SECRETS[tenant.slug])
+    return world
+
+
+def post_stripe(client, tenant, body: bytes, signed: bool = True):
+    """POST ``body`` to the tenant's Stripe URL, signed with the tenant's secret (or not)."""
+    from integrations.providers.stripe.tests import stripe_signature
+
+    headers = {"HTTP_STRIPE_SIGNATURE": stripe_signature(body, STRIPE_SECRETS[tenant.slug])} if signed else {}
+    return client.post(webhook_path(tenant, "stripe"), data=body, content_type="application/json", **headers)
+
+
 def rows(tenant, **filters) -> list[WebhookLog]:
     with tenant_context(tenant):
         return list(WebhookLog.objects.filter(**filters).order_by("pk"))

@@ -100,7 +100,7 @@ def make_user(username, **extra):
 
 
 def populate(tenant, owner, member=None):
-    from contacts.models import Contact, Payment, PendingSignup
+    from contacts.models import Contact, ContactDelivery, Payment, PendingSignup
     from integrations.models import TenantIntegration
     from tenants.models import Membership
     from webhooks.models import WebhookLog
@@ -119,10 +119,11 @@ def populate(tenant, owner, member=None):
         integration.set_values({"api_key": f"mc-api-key-of-{tenant.slug}-0000"})
         integration.set_webhook_secret(SHARED_WEBHOOK_SECRET)
         integration.save()
-        WebhookLog.objects.create(
+        log = WebhookLog.objects.create(
             source="manychat", event_id=SHARED_EVENT_ID, event_type="subscriber", body=b'{"id": "mc-4242"}',
             headers={"X-Webhook-Token": "[redacted]"},
         )
+        ContactDelivery.objects.create(contact=contact, webhook_log_id=log.pk, source="manychat")
 
 
 @pytest.fixture

@@ -124,3 +124,26 @@ class PendingSignup(TenantOwned):
 
     def __str__(self):
         return f"{self.contact} via {self.source} ({self.status})"
+
+
+class ContactDelivery(TenantOwned):
+    """A stored webhook delivery that made or touched a contact (see ``contacts.provenance``).
+
+    ``webhook_log_id`` is a plain number, not a foreign key: ``contacts`` sits below ``webhooks``
+    and never imports it, and a delivery pruned by retention leaves the contact as it is."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
+    webhook_log_id = models.PositiveBigIntegerField()
+    source = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantOwned.Meta):
+        db_table = "contacts_contactdelivery"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "contact", "webhook_log_id"], name="contactdelivery_unique"),
+        ]
+
+    def __str__(self):
+        return f"delivery {self.webhook_log_id} -> contact {self.contact_id}"

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from contacts.models import Contact, Payment, PendingSignup
+from contacts.provenance import link_current_delivery
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def upsert_contact(
                     # e.g. this e-mail belongs to another contact already: keep the row as it was.
                     log.info("contact %s: an identifier is already used by another contact", contact.pk)
                     contact.refresh_from_db()
+            link_current_delivery(contact)
             return contact, False
         try:
             with transaction.atomic():
@@ -84,6 +86,7 @@ def upsert_contact(
         except IntegrityError:
             continue  # someone else created it just now: find it on the next turn
         transaction.on_commit(lambda pk=contact.pk, tenant_id=contact.tenant_id: _after_new_contact(tenant_id, pk))
+        link_current_delivery(contact)
         return contact, True
     raise RuntimeError("could not upsert the contact after concurrent inserts")
 

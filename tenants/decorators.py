@@ -2,16 +2,19 @@
 
 A page always belongs to the tenant the request acts for (``TenantMiddleware``). Naming a tenant
 the user is not in is a 404, like any other page of a tenant they cannot see; a signed-in user with
-no tenant gets a page saying so (403); staff pick a tenant first.
+no tenant gets a page saying so (403); staff pick a tenant first. The page renders in the tenant's
+time zone.
 """
 
 from functools import wraps
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 
 
@@ -33,7 +36,9 @@ def tenant_page(view=None, *, admin_only=False):
                 return render(request, "tenants/no_tenant.html", status=403)
             if admin_only and not can_administer(request):
                 raise PermissionDenied("Only the tenant's owners and admins may do this.")
-            return view(request, *args, **kwargs)
+            # Every time on a tenant's page is in the tenant's zone (pages say which one).
+            with timezone.override(ZoneInfo(request.tenant.timezone or "UTC")):
+                return view(request, *args, **kwargs)
 
         return wrapper
 

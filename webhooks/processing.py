@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from contacts.provenance import delivery_scope
 from integrations.models import TenantIntegration
 from integrations.providers.base import Event
 from integrations.registry import PROVIDERS, get_provider
@@ -42,7 +43,8 @@ def process(log_id: int, tenant_id: str) -> str:
         handler = provider.handler_for(row.event_type)
         row.status, row.attempts = WebhookLog.Status.PROCESSING, row.attempts + 1
         payload = provider.parse(bytes(row.body))
-        handler(Event(payload=payload, log=row, integration=integration))
+        with delivery_scope(row.pk, row.source):  # the contact's page lists the deliveries that made it
+            handler(Event(payload=payload, log=row, integration=integration))
         now = timezone.now()
         row.status, row.error, row.processed_at = WebhookLog.Status.PROCESSED, "", now
         row.save(update_fields=["status", "attempts", "error", "processed_at", "updated_at"])

@@ -34,19 +34,19 @@ def _list_page(request, filter_class, template: str, section: str):
     })
 
 
-@tenant_page
+@tenant_page(reads=("contacts.view_contact",))
 @require_GET
 def contact_list(request):
     return _list_page(request, ContactFilter, "contacts/contacts.html", "contacts")
 
 
-@tenant_page
+@tenant_page(reads=("contacts.view_payment",))
 @require_GET
 def payment_list(request):
     return _list_page(request, PaymentFilter, "contacts/payments.html", "payments")
 
 
-@tenant_page
+@tenant_page(reads=("contacts.view_contact", "contacts.view_payment", "contacts.view_pendingsignup", "webhooks.view_webhooklog"))
 @require_GET
 def contact_detail(request, pk: int):
     # The tenant's contacts only (the manager is scoped): another tenant's id is a 404.
@@ -62,7 +62,7 @@ def contact_detail(request, pk: int):
     })
 
 
-@tenant_page
+@tenant_page(reads=("contacts.view_contact",))
 @require_GET
 def contact_export(request):
     zone = ZoneInfo(request.tenant.timezone or "UTC")
@@ -73,7 +73,7 @@ def contact_export(request):
                                  c.mc_id, c.ghl_id, local_time(c.created_at, zone)])
 
 
-@tenant_page
+@tenant_page(reads=("contacts.view_payment", "contacts.view_contact"))
 @require_GET
 def payment_export(request):
     zone = ZoneInfo(request.tenant.timezone or "UTC")
@@ -84,10 +84,12 @@ def payment_export(request):
                                  platform_label(p.source), p.external_id, p.description,
                                  p.contact.email if p.contact else "", p.contact.full_name if p.contact else ""])
 
+
+DECIDE = "contacts.change_pendingsignup"
 DECISIONS = {"approve": PendingSignup.Status.APPROVED, "dismiss": PendingSignup.Status.DISMISSED}
 
 
-@tenant_page
+@tenant_page(reads=("contacts.view_pendingsignup",))
 def signups(request):
     status = request.GET.get("status", PendingSignup.Status.PENDING)
     rows = PendingSignup.objects.select_related("contact").order_by("-created_at", "-pk")
@@ -96,11 +98,11 @@ def signups(request):
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     return render(request, "contacts/signups.html", {
         "section": "signups", "page": page, "status": status, "statuses": PendingSignup.Status.choices,
-        "can_decide": can_administer(request),
+        "can_decide": can_administer(request, DECIDE),
     })
 
 
-@tenant_page(admin_only=True)
+@tenant_page(admin_only=True, reads=("contacts.view_pendingsignup",), changes=DECIDE)
 @require_POST
 def decide(request):
     """Approve or dismiss the checked sign-ups, or the one whose own button was pressed."""

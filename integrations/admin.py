@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from integrations.forms import ProviderChoiceForm, integration_form_for
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
+from tenants.staff import ROTATE_SECRETS
 from webhooks.testevents import CannotTest, send_test_event
 
 # How long a rotated token keeps working, so a platform being reconfigured loses no delivery.
@@ -174,6 +175,10 @@ class TenantIntegrationAdmin(IntegrationDisplays, admin.ModelAdmin):
 
     def _rotate_one(self, request, integration) -> bool:
         label = f"{integration.provider_obj.label} of {integration.tenant}"
+        if not request.user.has_perm(ROTATE_SECRETS):
+            self.message_user(request, f"{label}: rotating a token needs the “rotate secrets” permission "
+                                       "(tenants.rotate_secrets).", messages.ERROR)
+            return False
         if not integration.provider_obj.generates_webhook_secret:
             self.message_user(
                 request, f"{label}: its signing secret comes from {integration.provider_obj.label}; enter the new one "

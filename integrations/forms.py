@@ -91,6 +91,12 @@ class IntegrationForm(forms.ModelForm):
             self.add_error("webhook_secret_grace_hours", "This only applies when the secret is replaced.")
         return cleaned
 
+    def replaces_secrets(self) -> bool:
+        """Whether saving would replace or generate a secret (staff need ``tenants.rotate_secrets``)."""
+        data = self.cleaned_data
+        secret_fields = [field.name for field in self.provider_obj.credential_fields if field.secret]
+        return any(data.get(name) for name in [*secret_fields, "new_webhook_secret", "generate_webhook_secret"])
+
     def save(self, commit=True):
         integration = super().save(commit=False)
         data = self.cleaned_data

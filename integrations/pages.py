@@ -15,10 +15,12 @@ from integrations.http import ApiError, RateLimited
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
 from tenants.decorators import can_administer, tenant_page
+from tenants.staff import ROTATE_SECRETS, acting_as_staff, staff_allowed
 from webhooks.models import WebhookLog
 
 audit_log = logging.getLogger("engarde.audit")
 RECENT_DELIVERIES = 10
+CHANGE = "integrations.change_tenantintegration"
 
 
 @cache
@@ -40,17 +42,20 @@ def _provider(name):
     return provider
 
 
-@tenant_page
+@tenant_page(reads=("integrations.view_tenantintegration", "webhooks.view_webhooklog"))
 def setup(request, provider_name: str):
     provider = _provider(provider_name)
     integration = TenantIntegration.objects.filter(provider=provider.name).first()
     instance = integration or TenantIntegration(provider=provider.name, is_active=True)
     form_class = setup_form_class(provider)
-    can_edit = can_administer(request)
+    can_edit = can_administer(request, CHANGE)
     if request.method == "POST":
         if not can_edit:
             raise PermissionDenied("Only the tenant's owners and admins can change a connection.")
         form = form_class(request.POST, instance=instance)
+        if form.is_valid() and form.replaces_secrets() and acting_as_staff(request):
+            if not staff_allowed(request, ROTATE_SECRETS):
+                raise PermissionDenied("Replacing a tenant's secrets needs the rotate_secrets permission.")
         if form.is_valid():
             saved = form.save()
             audit_log.info(
@@ -86,7 +91,7 @@ def setup(request, provider_name: str):
     }, status=400 if request.method == "POST" else 200)
 
 
-@tenant_page(admin_only=True)
+@tenant_page(admin_only=True, reads=("integrations.view_tenantintegration",), changes=CHANGE)
 @require_POST
 def check_connection(request, provider_name: str):
     """Call the platform's API with the tenant's credentials and say whether it answered."""

@@ -15,13 +15,14 @@ class TenantSerializer(serializers.ModelSerializer):
     def get_role(self, tenant) -> str:
         request = self.context["request"]
         membership = getattr(request._request, "membership", None)
-        return membership.role if membership else ("staff" if request.user.is_staff else "")
+        return membership.role if membership else ("staff" if request._request.staff_acting else "")
 
 
 class CurrentTenantView(APIView):
     """The tenant this request acts for."""
 
     serializer_class = TenantSerializer
+    staff_permission = "tenants.view_tenant"
 
     def get(self, request):
         return Response(TenantSerializer(request._request.tenant, context={"request": request}).data)

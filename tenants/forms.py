@@ -6,6 +6,7 @@ from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 
 from tenants.accounts import AmbiguousAccount, find_or_create_user
+from tenants.decorators import acts_as_owner
 from tenants.models import Membership
 
 
@@ -19,8 +20,7 @@ class InviteForm(forms.Form):
     def __init__(self, *args, request, **kwargs):
         super().__init__(*args, **kwargs)
         self.request = request
-        membership = request.membership
-        self.acting_is_owner = request.user.is_staff or bool(membership and membership.role == Membership.Role.OWNER)
+        self.acting_is_owner = acts_as_owner(request)
         if not self.acting_is_owner:
             self.fields["role"].choices = [c for c in Membership.Role.choices if c[0] != Membership.Role.OWNER]
 

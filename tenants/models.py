@@ -41,6 +41,11 @@ class Tenant(models.Model):
     class Meta:
         ordering = ["name"]
         db_table = "tenants_tenant"
+        # Operator powers beyond changing rows (``tenants.staff``): given to staff explicitly.
+        permissions = [
+            ("act_as_owner", "Act as an owner of any tenant: make, demote and remove owners"),
+            ("rotate_secrets", "Replace or generate any tenant's webhook secrets and tokens"),
+        ]
 
     def __str__(self):
         return self.name

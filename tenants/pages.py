@@ -15,12 +15,14 @@ from django.views.decorators.http import require_POST
 
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
-from tenants.decorators import can_administer, tenant_page
+from tenants.decorators import acts_as_owner, can_administer, tenant_page
 from tenants.forms import InviteForm
 from tenants.models import Membership, Tenant
 from tenants.resolution import SESSION_KEY
+from tenants.staff import VIEW_TENANT
 from webhooks.models import WebhookLog
 
+CHANGE_MEMBERS = "tenants.change_membership"
 FAILING = (WebhookLog.Status.FAILED, WebhookLog.Status.DEAD)
 
 
@@ -68,7 +70,7 @@ def platform_states(tenant) -> list[dict]:
     return states
 
 
-@tenant_page
+@tenant_page(reads=("integrations.view_tenantintegration", "webhooks.view_webhooklog"))
 def dashboard(request):
     return render(request, "tenants/dashboard.html", {
         "section": "dashboard", "platforms": platform_states(request.tenant),
@@ -78,7 +80,7 @@ def dashboard(request):
 @login_required
 def pick_tenant(request):
     """Staff choose any tenant; a user of several tenants chooses among theirs. Remembered in the session."""
-    if request.user.is_staff:
+    if request.user.is_staff and request.user.has_perm(VIEW_TENANT):
         tenants = list(Tenant.objects.order_by("name"))
     else:
         tenants = [m.tenant for m in Membership.of_user(request.user)]
@@ -94,16 +96,16 @@ def pick_tenant(request):
     return render(request, "tenants/pick_tenant.html", {"tenants": tenants, "next": next_url})
 
 
-@tenant_page
+@tenant_page(reads=("tenants.view_membership",))
 def members(request):
     memberships = Membership.objects.select_related("user").order_by("role", "user__email")
     return render(request, "tenants/members.html", {
-        "section": "members", "memberships": memberships, "can_manage": can_administer(request),
+        "section": "members", "memberships": memberships, "can_manage": can_administer(request, CHANGE_MEMBERS),
         "form": InviteForm(request=request),
     })
 
 
-@tenant_page(admin_only=True)
+@tenant_page(admin_only=True, reads=("tenants.view_membership",), changes=CHANGE_MEMBERS)
 @require_POST
 def invite_member(request):
     form = InviteForm(request.POST, request=request)
@@ -124,11 +126,11 @@ def invite_member(request):
     }, status=400)
 
 
-@tenant_page(admin_only=True)
+@tenant_page(admin_only=True, reads=("tenants.view_membership",), changes=CHANGE_MEMBERS)
 @require_POST
 def remove_member(request, membership_id: int):
     membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
-    acting_is_owner = request.user.is_staff or request.membership.role == Membership.Role.OWNER
+    acting_is_owner = acts_as_owner(request)
     if membership.role == Membership.Role.OWNER and not acting_is_owner:
         messages.error(request, "Only an owner can remove an owner.")
     elif membership.role == Membership.Role.OWNER and Membership.objects.filter(role="owner").count() == 1:

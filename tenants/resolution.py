@@ -3,7 +3,9 @@
 - A user with memberships acts for the tenant named by ``?tenant=<slug or id>`` (or the
   ``X-Tenant`` header, or the tenant picked earlier in the session) when it is one of theirs; with
   none named, for their earliest membership. Naming a tenant that is not theirs gives no tenant.
-- Staff must name a tenant; they may name any.
+- Staff act through their own memberships like anyone else; naming a tenant they are not in makes
+  the request act for it through staff powers (``staff=True``), which ``tenants.staff`` limits to
+  the Django permissions they hold. A staff user with no membership must name a tenant.
 - Anyone else (anonymous, or a user with no membership) has no tenant: tenant views answer 403,
   never "everything".
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tenants.models import Membership, Tenant
+from tenants.staff import VIEW_TENANT
 
 SESSION_KEY = "tenant"
 
@@ -25,6 +28,10 @@ class Resolution:
     refused: bool = False
     # True when the user may act for more than one tenant (the header offers "switch").
     can_switch: bool = False
+    # True when the tenant is reached through staff powers rather than a membership.
+    staff: bool = False
+    # True when staff named a tenant without ``tenants.view_tenant``: 403, not 404.
+    forbidden: bool = False
 
 
 def requested_tenant_key(request) -> tuple[str, bool]:
@@ -51,17 +58,19 @@ def resolve_request_tenant(request) -> Resolution:
 
 
 def _resolve(user, key: str) -> Resolution:
-    if user.is_staff:
-        tenant = Tenant.resolve(key, active_only=False) if key else None
-        return Resolution(tenant=tenant, refused=bool(key) and tenant is None)
     memberships = Membership.of_user(user)
-    can_switch = len(memberships) > 1
+    can_switch = len(memberships) > 1 or user.is_staff
     if key:
         key = key.lower()
         for membership in memberships:
             if key in (membership.tenant.slug, str(membership.tenant.pk)):
                 return Resolution(tenant=membership.tenant, membership=membership, can_switch=can_switch)
+        if user.is_staff:
+            tenant = Tenant.resolve(key, active_only=False)
+            if tenant is not None and not user.has_perm(VIEW_TENANT):
+                return Resolution(refused=True, forbidden=True, can_switch=True)
+            return Resolution(tenant=tenant, refused=tenant is None, can_switch=True, staff=tenant is not None)
         return Resolution(refused=True)
     if memberships:
         return Resolution(tenant=memberships[0].tenant, membership=memberships[0], can_switch=can_switch)
-    return Resolution()
+    return Resolution(can_switch=can_switch)

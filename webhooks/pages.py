@@ -12,9 +12,10 @@ from webhooks import processing
 from webhooks.models import WebhookLog, redact_headers
 
 PAGE_SIZE = 50
+REPLAY = "webhooks.change_webhooklog"
 
 
-@tenant_page
+@tenant_page(reads=("webhooks.view_webhooklog",))
 def log_list(request):
     rows = WebhookLog.objects.defer("body", "headers").order_by("-received_at", "-pk")
     source, status = request.GET.get("source", ""), request.GET.get("status", "")
@@ -26,7 +27,7 @@ def log_list(request):
     return render(request, "webhooks/log.html", {
         "section": "log", "page": page, "source": source, "status": status,
         "sources": [(p.name, p.label) for p in PROVIDERS.values() if p.receives_webhooks],
-        "statuses": WebhookLog.Status.choices, "can_replay": can_administer(request),
+        "statuses": WebhookLog.Status.choices, "can_replay": can_administer(request, REPLAY),
     })
 
 
@@ -35,7 +36,7 @@ def _row(pk: int) -> WebhookLog:
     return get_object_or_404(WebhookLog.objects, pk=pk)
 
 
-@tenant_page
+@tenant_page(reads=("webhooks.view_webhooklog",))
 def log_detail(request, pk: int):
     row = _row(pk)
     return render(request, "webhooks/detail.html", {
@@ -43,11 +44,11 @@ def log_detail(request, pk: int):
         # older version) must not put a signature or a token on the page either.
         "section": "log", "row": row, "headers": redact_headers(row.headers or {}),
         "provider": PROVIDERS.get(row.source),
-        "can_replay": can_administer(request) and row.status != WebhookLog.Status.REJECTED,
+        "can_replay": can_administer(request, REPLAY) and row.status != WebhookLog.Status.REJECTED,
     })
 
 
-@tenant_page(admin_only=True)
+@tenant_page(admin_only=True, reads=("webhooks.view_webhooklog",), changes=REPLAY)
 @require_POST
 def log_replay(request, pk: int):
     row = _row(pk)

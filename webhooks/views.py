@@ -20,7 +20,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -30,6 +30,7 @@ from integrations.registry import PROVIDERS
 from tenants.authentication import authenticate_bearer
 from tenants.context import tenant_context
 from tenants.models import Membership, Tenant
+from tenants.staff import audit_log
 from webhooks.ingest import receive
 from webhooks.models import WebhookLog
 
@@ -177,10 +178,16 @@ def _tenant_for_user(request, tenant_key: str) -> Tenant:
     tenant = Tenant.resolve(tenant_key, active_only=False)
     if tenant is None:
         raise NotFound()
-    if request.user.is_staff:
-        return tenant
     if any(m.tenant_id == tenant.pk for m in Membership.of_user(request.user)):
         return tenant
+    if request.user.is_staff:
+        # Staff powers follow Django permissions (tenants.staff): these views show an integration.
+        allowed = request.user.has_perm("integrations.view_tenantintegration")
+        audit_log.info("staff user %s %s %s for tenant %s: %s", request.user.pk, request.method, request.path,
+                       tenant.slug, "integrations.view_tenantintegration " + ("granted" if allowed else "refused"))
+        if allowed:
+            return tenant
+        raise PermissionDenied()
     raise NotFound()
 
 

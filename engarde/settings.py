@@ -6,6 +6,7 @@ commit, e-mail to the console. With ``DEBUG`` off, a missing ``SECRET_KEY`` or
 ``FIELD_ENCRYPTION_KEYS`` stops start-up with a clear message instead of running on a guess.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "tenants",
     "integrations",
     "webhooks",
@@ -66,6 +68,8 @@ MIDDLEWARE = [
     "tenants.middleware.TenantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout found during authentication into the "account locked" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "engarde.urls"
@@ -127,7 +131,21 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 
-AUTHENTICATION_BACKENDS = ["tenants.backends.EmailOrUsernameBackend"]
+# django-axes first: a locked-out account is refused before its password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "tenants.backends.EmailOrUsernameBackend"]
+
+# --- Sign-in throttling (django-axes; tenants/lockout.py) ------------------------------------
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+# An account after too many failures from anywhere, and an address after too many failures on any
+# accounts (password spraying). The address is the one the webhook receiver trusts
+# (WEBHOOK_CLIENT_IP_HEADER behind a proxy), so a proxy's own address never locks everyone out.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "webhooks.views.client_ip"
+AXES_USERNAME_CALLABLE = "tenants.lockout.login_key"
+AXES_LOCKOUT_CALLABLE = "tenants.lockout.locked_out"
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -254,7 +272,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # axes.apps announces itself at every start-up (and would break one-line command errors);
+    # its failures and lockouts (the "axes" logger) stay.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes.apps": {"level": "WARNING"}},
 }
 
 # Messages live in the server-side session, not a cookie: the one message that shows a newly

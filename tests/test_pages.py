@@ -45,6 +45,11 @@ def client_for(user=None) -> Client:
     return client
 
 
+def signs_in(client, username, password) -> bool:
+    """Through the sign-in page (django-axes needs the request that ``Client.login`` lacks)."""
+    return client.post("/accounts/login/", {"username": username, "password": password}).status_code == 302
+
+
 def current_tenant(page: str) -> str:
     """What the header's current-tenant badge says (empty when there is none)."""
     found = re.search(r'data-testid="current-tenant"[^>]*>(.*?)</span>', page, re.S)
@@ -160,7 +165,7 @@ def test_password_reset_by_email_sets_a_password_that_signs_in(world, mailoutbox
     response = client.post(form_url, {"new_password1": new_password, "new_password2": new_password})
     assert response.status_code == 302 and response["Location"] == "/accounts/reset/done/"
 
-    assert not Client().login(username="alice", password="pw-alicealice")
+    assert not signs_in(Client(), "alice", "pw-alicealice")
     again = Client()
     response = again.post("/accounts/login/", {"username": "alice", "password": "fresh horse battery 91"})
     assert response["Location"] == "/"
@@ -189,7 +194,7 @@ def test_someone_invited_who_never_chose_a_password_can_ask_for_a_new_link(world
     person = Client()
     form_url = person.get(link)["Location"]
     person.post(form_url, {"new_password1": "slow green kettle 44", "new_password2": "slow green kettle 44"})
-    assert person.login(username="late@example.com", password="slow green kettle 44")
+    assert signs_in(person, "late@example.com", "slow green kettle 44")
     assert current_tenant(text(person.get("/"))).startswith("Tenant: Acme")
 
 

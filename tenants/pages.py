@@ -1,80 +1,21 @@
-"""Tenant users' pages of the tenants app: the dashboard, picking a tenant, the members."""
+"""Tenant users' pages of the tenants app: picking a tenant, the members."""
 
-from datetime import datetime, time
-from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Max, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from integrations.models import TenantIntegration, webhook_url
-from integrations.registry import PROVIDERS
 from tenants.decorators import acts_as_owner, can_administer, tenant_page
 from tenants.forms import InviteForm
 from tenants.models import Membership, Tenant
 from tenants.resolution import SESSION_KEY
 from tenants.staff import VIEW_TENANT
-from webhooks.models import WebhookLog
 
 CHANGE_MEMBERS = "tenants.change_membership"
-FAILING = (WebhookLog.Status.FAILED, WebhookLog.Status.DEAD)
-
-
-def _start_of_today(tenant) -> datetime:
-    zone = ZoneInfo(tenant.timezone or "UTC")
-    return datetime.combine(timezone.now().astimezone(zone).date(), time.min, tzinfo=zone)
-
-
-def platform_states(tenant) -> list[dict]:
-    """Every platform with its state for this tenant, in three queries whatever the numbers."""
-    integrations = {i.provider: i for i in TenantIntegration.objects.all()}
-    day_ago = timezone.now() - timezone.timedelta(hours=24)
-    stats = {
-        row["source"]: row
-        for row in WebhookLog.objects.exclude(status=WebhookLog.Status.REJECTED)
-        .values("source")
-        .annotate(
-            today=Count("pk", filter=Q(received_at__gte=_start_of_today(tenant))),
-            last=Max("received_at"),
-            failing=Count("pk", filter=Q(status__in=FAILING, updated_at__gte=day_ago)),
-        )
-    }
-    states = []
-    for name, provider in PROVIDERS.items():
-        integration = integrations.get(name)
-        stat = stats.get(name, {})
-        if integration is None or not integration.is_active:
-            state, label = "not-connected", "Not connected"
-        elif stat.get("failing") or (
-            integration.last_error_at and integration.last_error_at >= (stat.get("last") or integration.last_error_at)
-        ):
-            state, label = "failing", "Failing"
-        elif stat.get("last"):
-            state, label = "receiving", "Receiving"
-        elif not integration.is_configured:
-            state, label = "incomplete", "Setup incomplete"
-        else:
-            state, label = "connected", "Connected"
-        states.append({
-            "provider": provider, "integration": integration, "state": state, "label": label,
-            "today": stat.get("today", 0), "last_event_at": stat.get("last"),
-            "last_error": integration.last_error if integration and state == "failing" else "",
-            "webhook_url": webhook_url(tenant, name) if provider.receives_webhooks else "",
-        })
-    return states
-
-
-@tenant_page(reads=("integrations.view_tenantintegration", "webhooks.view_webhooklog"))
-def dashboard(request):
-    return render(request, "tenants/dashboard.html", {
-        "section": "dashboard", "platforms": platform_states(request.tenant),
-    })
 
 
 @login_required

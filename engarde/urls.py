@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from contacts import pages as contact_pages
 from contacts.api import ContactViewSet, PaymentViewSet, PendingSignupViewSet
+from integrations import dashboard
 from integrations import pages as integration_pages
 from integrations.api import IntegrationViewSet
 from tenants import pages as tenant_pages
@@ -26,7 +27,7 @@ router.register("webhook-events", WebhookEventViewSet, basename="webhook-event")
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Tenant users' pages (server-rendered; the tenant comes from the signed-in user).
-    path("", tenant_pages.dashboard, name="dashboard"),
+    path("", dashboard.dashboard, name="dashboard"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/password_reset/", auth_views.PasswordResetView.as_view(form_class=ResetPasswordForm),
          name="password_reset"),

@@ -18,8 +18,8 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from integrations.forms import ProviderChoiceForm, integration_form_for
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
+from integrations.testevents import CannotTest, send_test_event
 from tenants.staff import ROTATE_SECRETS
-from webhooks.testevents import CannotTest, send_test_event
 
 # How long a rotated token keeps working, so a platform being reconfigured loses no delivery.
 ROTATION_GRACE = timedelta(hours=24)
@@ -301,3 +301,8 @@ class TenantIntegrationInline(IntegrationDisplays, admin.TabularInline):
     def change_link(self, obj):
         url = reverse("admin:integrations_tenantintegration_change", args=[obj.pk])
         return format_html('<a href="{}">Credentials and secret</a>', url)
+
+
+# The tenants' own admin page shows their integrations and deliveries, so it lives here, above the
+# apps whose data it shows (tenants/ is the bottom layer). Imported last: it uses the inline above.
+from integrations import tenant_admin  # noqa: E402, F401

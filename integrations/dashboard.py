@@ -61,6 +61,6 @@ def platform_states(tenant) -> list[dict]:
 
 @tenant_page(reads=("integrations.view_tenantintegration", "webhooks.view_webhooklog"))
 def dashboard(request):
-    return render(request, "tenants/dashboard.html", {
+    return render(request, "integrations/dashboard.html", {
         "section": "dashboard", "platforms": platform_states(request.tenant),
     })

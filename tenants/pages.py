@@ -1,6 +1,5 @@
 """Tenant users' pages of the tenants app: picking a tenant, the members."""
 
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ContactsConfig(AppConfig):
     name = "contacts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from contacts.signals import contact_created
+        from contacts.tasks import queue_new_contact_notice
+
+        contact_created.connect(queue_new_contact_notice, dispatch_uid="contacts.new_contact_notice")

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, Payment, PendingSignup
 from contacts.provenance import link_current_delivery
+from contacts.signals import announce_contact_created
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def upsert_contact(
                 contact = Contact.objects.create(source=source, custom_fields=dict(custom_fields or {}), **values)
         except IntegrityError:
             continue  # someone else created it just now: find it on the next turn
-        transaction.on_commit(lambda pk=contact.pk, tenant_id=contact.tenant_id: _after_new_contact(tenant_id, pk))
+        transaction.on_commit(lambda pk=contact.pk, tenant_id=contact.tenant_id: announce_contact_created(tenant_id, pk))
         link_current_delivery(contact)
         return contact, True
     raise RuntimeError("could not upsert the contact after concurrent inserts")
@@ -180,12 +181,3 @@ def add_pending_signup(*, contact: Contact, source: str, external_id: str = "", 
             )
     except IntegrityError:
         return PendingSignup.objects.get(source=source, external_id=external_id), False
-
-
-def _after_new_contact(tenant_id, contact_id) -> None:
-    from contacts.tasks import notify_new_contact
-    from engarde.queue import enqueue
-    from integrations.tasks import sync_contact_to_brevo
-
-    enqueue(notify_new_contact, str(tenant_id), contact_id)
-    enqueue(sync_contact_to_brevo, str(tenant_id), contact_id)

@@ -5,6 +5,7 @@ from django.core.mail import EmailMessage, mailers
 from django.utils import timezone
 
 from contacts.models import Contact
+from engarde.queue import enqueue
 from tenants.context import tenant_context
 from tenants.models import Membership
 
@@ -15,6 +16,11 @@ def _one_line(value: str, limit: int = 200) -> str:
     """Text from a webhook payload, safe for a mail header: no line breaks (Django refuses them
     with ``BadHeaderError``, which would lose the notification), runs of whitespace collapsed."""
     return " ".join(str(value).split())[:limit]
+
+
+def queue_new_contact_notice(sender, tenant_id: str, contact_id: int, **kwargs) -> None:
+    """``contact_created`` receiver: the e-mail to the tenant's owners and admins goes out from a task."""
+    enqueue(notify_new_contact, tenant_id, contact_id)
 
 
 @shared_task(name="contacts.notify_new_contact", acks_late=True)

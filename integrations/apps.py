@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class IntegrationsConfig(AppConfig):
     name = "integrations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from contacts.signals import contact_created
+
+        contact_created.connect(tell_providers_contact_created, dispatch_uid="integrations.providers")
+
+
+def tell_providers_contact_created(sender, tenant_id: str, contact_id: int, **kwargs) -> None:
+    """Every provider hears of a new contact through ``Provider.contact_created`` (the default does nothing)."""
+    from integrations.registry import PROVIDERS
+
+    for provider in PROVIDERS.values():
+        provider.contact_created(tenant_id, contact_id)

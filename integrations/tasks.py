@@ -28,8 +28,8 @@ def record_sync_error(tenant_id: str, integration_id: int, message: str) -> None
 def sync_contact_to_brevo(self, tenant_id: str, contact_id: int) -> str:
     """Upsert one new contact into the tenant's Brevo list, when the tenant has Brevo connected.
 
-    Queued on commit after ``upsert_contact`` created the contact. A 429 comes back after Brevo's
-    ``x-sib-ratelimit-reset``; a refused request (4xx, or a 5xx the HTTP session already retried)
+    Queued by ``BrevoProvider.contact_created`` (the "contact created" hook) once the contact is
+    committed. A 429 comes back after Brevo's ``x-sib-ratelimit-reset``; a refused request (4xx, or a 5xx the HTTP session already retried)
     is recorded on the integration (``last_error``) and not retried: the contact is upserted again
     by the next sync that touches it. The API key never reaches an error message or a log line.
     """

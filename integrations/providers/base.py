@@ -189,6 +189,10 @@ class Provider:
             return {self.token_header: secret}, {}
         return {}, {self.token_query_param: secret}
 
+    def contact_created(self, tenant_id: str, contact_id: int) -> None:
+        """A contact of this tenant was just created (the transaction has committed). Queue work
+        here, do not do it: this runs in the request or task that made the contact. Default: nothing."""
+
     def setup_steps(self, webhook_url: str) -> list[str]:
         """Numbered steps for the tenant, with its webhook URL filled in."""
         return [f"Send the platform's webhooks to {webhook_url}"]

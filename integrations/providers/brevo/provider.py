@@ -17,6 +17,13 @@ class BrevoProvider(Provider):
             raise ValueError("enter the API key first")
         return BrevoClient(integration.value("api_key")).test_connection()
 
+    def contact_created(self, tenant_id, contact_id):
+        # Imported here: the tasks module imports the models, which import this registry.
+        from engarde.queue import enqueue
+        from integrations.tasks import sync_contact_to_brevo
+
+        enqueue(sync_contact_to_brevo, tenant_id, contact_id)
+
     def setup_steps(self, webhook_url):
         return [
             "In Brevo open your profile menu → SMTP & API → API keys, and generate a key for En Garde.",

@@ -6,6 +6,7 @@ commit, e-mail to the console. With ``DEBUG`` off, a missing ``SECRET_KEY`` or
 ``FIELD_ENCRYPTION_KEYS`` stops start-up with a clear message instead of running on a guess.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -210,12 +211,13 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://engarde")
 GHL_WEBHOOK_PUBLIC_KEY = env.str("GHL_WEBHOOK_PUBLIC_KEY", default="")
 GHL_WEBHOOK_RSA_PUBLIC_KEY = env.str("GHL_WEBHOOK_RSA_PUBLIC_KEY", default="")
 # Platform-wide fallback secrets (<SOURCE>_WEBHOOK_SECRET), used only for a tenant that has no
-# secret of its own. Off unless set.
-WEBHOOK_SOURCES = (
-    "stripe", "zoom", "ghl", "manychat", "denefits", "perspective", "poshvip", "eventbrite", "easyappointments",
-)
+# secret of its own. Off unless set. Which sources take one is their provider's to say
+# (``Provider.fallback_secret_env``), so there is no list of sources here: every variable of that
+# form is read, and ``manage.py check`` warns about one that names no such provider (a typo).
 WEBHOOK_FALLBACK_SECRETS = {
-    source: value for source in WEBHOOK_SOURCES if (value := env.str(f"{source.upper()}_WEBHOOK_SECRET", default=""))
+    name.removesuffix("_WEBHOOK_SECRET").lower(): value
+    for name, value in os.environ.items()
+    if name.endswith("_WEBHOOK_SECRET") and name != "_WEBHOOK_SECRET" and value
 }
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
 # 401 tells a sender (and an attacker) the truth; 200 is the seed's "stop retrying" behaviour.

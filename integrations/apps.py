@@ -7,6 +7,7 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self):
         from contacts.signals import contact_created
+        from integrations import checks  # noqa: F401  (registers the system checks)
 
         contact_created.connect(tell_providers_contact_created, dispatch_uid="integrations.providers")
 

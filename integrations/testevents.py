@@ -2,19 +2,18 @@
 authenticated with the tenant's current secret the way the platform would, so it proves that the
 stored secret (and, for GoHighLevel, the location id) lets real deliveries in.
 
-The body uses the event type ``engarde.test`` in every field a provider reads its type from, so
-each provider parses it as that type; it is stored as ``ignored`` and creates no contact, payment
-or sign-up in the tenant's data.
+The body is the provider's own (``Provider.test_event``), with the event type ``engarde.test``
+where that provider reads its type: it is stored as ``ignored`` and creates no contact, payment or
+sign-up in the tenant's data.
 """
 
 import json
 import uuid
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.datastructures import CaseInsensitiveMapping
 
-from integrations.providers.base import TEST_EVENT_TYPE, WebhookRequest
+from integrations.providers.base import WebhookRequest
 from tenants.context import tenant_context
 from webhooks.ingest import Outcome, receive
 
@@ -24,17 +23,10 @@ class CannotTest(Exception):
 
 
 def test_body(integration) -> bytes:
-    event_id = f"engarde-test-{uuid.uuid4().hex}"
-    return json.dumps({
-        "id": event_id,
-        "type": TEST_EVENT_TYPE, "event": TEST_EVENT_TYPE, "action": TEST_EVENT_TYPE,
-        "config": {"action": TEST_EVENT_TYPE, "webhook_id": "engarde-test"},
-        "api_url": f"{settings.EVENTBRITE_API_BASE}/engarde-test/",
-        "event_ts": int(timezone.now().timestamp() * 1000),
-        "locationId": integration.settings.get("location_id", ""),
-        "sent_at": timezone.now().isoformat(),
-        "note": "A test event sent by an En Garde operator. Nothing is created from it.",
-    }).encode()
+    sent_at = timezone.now()
+    payload = integration.provider_obj.test_event(integration, f"engarde-test-{uuid.uuid4().hex}", sent_at)
+    payload.update(sent_at=sent_at.isoformat(), note="A test event sent by an En Garde operator. Nothing is created from it.")
+    return json.dumps(payload).encode()
 
 
 def send_test_event(integration) -> Outcome:

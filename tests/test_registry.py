@@ -1,10 +1,14 @@
 """Every provider has the fixed shape, so adding one that lacks a part fails here."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from integrations.checks import fallback_secrets_name_providers
 from integrations.providers.base import WebhookAuth
 from integrations.registry import PROVIDERS
 
@@ -17,7 +21,32 @@ def test_the_registry_holds_every_platform_of_the_providers_page():
         "stripe", "zoom", "ghl", "manychat", "denefits", "perspective", "poshvip", "eventbrite",
         "easyappointments", "meta", "brevo",
     }
-    assert {p.name for p in WEBHOOK_PROVIDERS} == set(settings.WEBHOOK_SOURCES)
+
+
+def test_each_webhook_provider_names_its_own_fallback_secret_and_no_other_does():
+    assert {p.fallback_secret_env for p in WEBHOOK_PROVIDERS} == {
+        f"{name.upper()}_WEBHOOK_SECRET" for name in (
+            "stripe", "zoom", "ghl", "manychat", "denefits", "perspective", "poshvip", "eventbrite", "easyappointments",
+        )
+    }
+    assert {p.fallback_secret_env for p in PROVIDERS.values() if not p.receives_webhooks} == {""}
+
+
+def test_fallback_secrets_are_read_from_the_environment_without_a_list_of_sources():
+    """The settings module itself, in a fresh process, with the variables set."""
+    env = {**os.environ, "DEBUG": "true", "ZOOM_WEBHOOK_SECRET": "zoom-fallback", "STRIPE_WEBHOOK_SECRET": ""}
+    code = "from django.conf import settings; print(sorted(settings.WEBHOOK_FALLBACK_SECRETS.items()))"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "DJANGO_SETTINGS_MODULE": "engarde.settings"},
+                         capture_output=True, text=True, check=True, cwd=settings.BASE_DIR).stdout
+    assert out.strip() == "[('zoom', 'zoom-fallback')]"
+
+
+def test_a_fallback_secret_for_no_provider_is_reported_by_the_system_check(settings):
+    settings.WEBHOOK_FALLBACK_SECRETS = {"stripe": "ok", "strpe": "typo", "brevo": "takes none"}
+    warnings = fallback_secrets_name_providers()
+    assert [w.id for w in warnings] == ["integrations.W001"] * 2
+    assert [w.msg.split(" ")[0] for w in warnings] == ["BREVO_WEBHOOK_SECRET", "STRPE_WEBHOOK_SECRET"]
+    assert all("whsec" not in w.msg and "typo" not in w.msg for w in warnings)  # names, never values
 
 
 @pytest.mark.parametrize("provider", PROVIDERS.values(), ids=lambda p: p.name)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from django.conf import settings
@@ -135,12 +136,20 @@ class Provider:
     def supported_events(self) -> list[str]:
         return sorted(self.handlers)
 
+    @property
+    def fallback_secret_env(self) -> str:
+        """The environment variable of this platform's platform-wide fallback secret, or "" when
+        it takes none. Every platform that sends webhooks takes one (off unless set)."""
+        return f"{self.name.upper()}_WEBHOOK_SECRET" if self.receives_webhooks else ""
+
     def verification_secrets(self, integration: "TenantIntegration") -> list[str]:
         """The tenant's current (and still-in-grace previous) secret; the platform-wide fallback
         ``<NAME>_WEBHOOK_SECRET`` only when the tenant has none of its own (off unless set)."""
         secrets = integration.valid_webhook_secrets()
         if secrets:
             return secrets
+        if not self.fallback_secret_env:
+            return []
         fallback = settings.WEBHOOK_FALLBACK_SECRETS.get(self.name, "")
         return [fallback] if fallback else []
 
@@ -181,6 +190,13 @@ class Provider:
 
     def handler_for(self, event_type: str) -> Handler | None:
         return self.handlers.get(event_type)
+
+    def test_event(self, integration: "TenantIntegration", event_id: str, sent_at: datetime) -> dict:
+        """The body of an operator's "send a test event" (``integrations/testevents.py``), shaped as
+        this platform sends its deliveries, with ``TEST_EVENT_TYPE`` where ``event_type`` reads the
+        type: it passes verification and parsing, is stored as ``ignored`` and creates nothing.
+        Default: the type under ``type`` and ``event`` (what most platforms use), the id under ``id``."""
+        return {"id": event_id, "type": TEST_EVENT_TYPE, "event": TEST_EVENT_TYPE}
 
     def test_delivery_auth(self, body: bytes, secret: str) -> tuple[dict, dict]:
         """Headers and query parameters that authenticate ``body`` with ``secret`` as the platform

@@ -7,7 +7,7 @@ object's id and the body's hash. The same bytes twice are one event; any change 
 """
 
 from integrations.http import call_json, ensure_public_https, make_session
-from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
+from integrations.providers.base import TEST_EVENT_TYPE, CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.easyappointments.handlers import HANDLERS, IGNORED_EVENTS
 
 
@@ -31,6 +31,9 @@ class EasyAppointmentsProvider(Provider):
         inner = payload.get("payload")
         object_id = inner.get("id", "") if isinstance(inner, dict) else ""
         return f"{self.event_type(payload, request)}:{object_id}:{body_hash(request.body)}"
+
+    def test_event(self, integration, event_id, sent_at):
+        return {"action": TEST_EVENT_TYPE, "payload": {"id": event_id}}
 
     def setup_steps(self, webhook_url):
         return [

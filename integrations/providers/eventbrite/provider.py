@@ -12,7 +12,7 @@ import uuid
 from django.conf import settings
 
 from integrations.http import get_with_bearer
-from integrations.providers.base import CredentialField, Provider, WebhookAuth
+from integrations.providers.base import TEST_EVENT_TYPE, CredentialField, Provider, WebhookAuth
 from integrations.providers.eventbrite.handlers import HANDLERS, IGNORED_EVENTS
 
 
@@ -47,6 +47,11 @@ class EventbriteProvider(Provider):
         action = self.event_type(payload, request)
         key = f"{action}:{payload.get('api_url') or ''}"
         return key if action == "order.placed" else f"{key}:{uuid.uuid4().hex}"
+
+    def test_event(self, integration, event_id, sent_at):
+        # A pointer like Eventbrite's, under the API base (never fetched: the type is ignored).
+        return {"config": {"action": TEST_EVENT_TYPE, "webhook_id": "engarde-test"},
+                "api_url": f"{settings.EVENTBRITE_API_BASE}/engarde-test/{event_id}/"}
 
     def setup_steps(self, webhook_url):
         return [

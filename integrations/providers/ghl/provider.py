@@ -22,7 +22,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 
 from integrations.http import get_with_bearer
-from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, body_hash
+from integrations.providers.base import (
+    TEST_EVENT_TYPE,
+    CredentialField,
+    Provider,
+    VerificationFailed,
+    WebhookAuth,
+    body_hash,
+)
 from integrations.providers.ghl.handlers import HANDLERS, IGNORED_EVENTS, WORKFLOW_EVENT
 
 
@@ -150,6 +157,10 @@ class GoHighLevelProvider(Provider):
         if kind and object_id and when:
             return f"{kind}:{object_id}:{when}"
         return body_hash(request.body)
+
+    def test_event(self, integration, event_id, sent_at):
+        # The tenant's own location: a test delivery goes through the same location check.
+        return {"type": TEST_EVENT_TYPE, "webhookId": event_id, "locationId": integration.value("location_id") or ""}
 
     def setup_steps(self, webhook_url):
         return [

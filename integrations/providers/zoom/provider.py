@@ -13,6 +13,7 @@ from django.conf import settings
 
 from integrations.http import call_json, make_session
 from integrations.providers.base import (
+    TEST_EVENT_TYPE,
     CredentialField,
     Provider,
     VerificationFailed,
@@ -142,6 +143,10 @@ class ZoomProvider(Provider):
         if not answer.get("access_token"):
             raise ValueError("Zoom issued no token")
         return f"token issued (scopes: {answer.get('scope', 'none listed')})"
+
+    def test_event(self, integration, event_id, sent_at):
+        return {"event": TEST_EVENT_TYPE, "event_ts": int(sent_at.timestamp() * 1000),
+                "payload": {"object": {"id": event_id}}}
 
     def test_delivery_auth(self, body, secret):
         timestamp = str(int(time.time()))

@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The domain apps, bottom first. A module may import its own app and the apps below it.
 APPS = ("tenants", "contacts", "webhooks", "integrations", "reports")
-#: Modules that are a user interface (pages, API, admin, commands): one layer above every app, so
-#: they may import any app; they live in the app whose data they show.
-INTERFACE_MODULES = {"pages", "api", "views", "admin", "urls", "dashboard", "tenant_admin"}
+#: Modules that are a user interface (pages, API, admin, commands, and the forms and list filters
+#: that read their input): one layer above every app, so they may import any app; they live in the
+#: app whose data they show.
+INTERFACE_MODULES = {"pages", "api", "views", "admin", "urls", "dashboard", "tenant_admin", "forms", "filters"}
 #: Small helpers of the project that import no app, so that every layer may use them.
 FOUNDATION = {"engarde.queue", "engarde.api", "engarde.commands", "engarde.devkeys"}
 #: ``tenants`` is the tenancy core every app builds on: nothing in it, its pages included, imports

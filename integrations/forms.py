@@ -3,7 +3,9 @@
 Adding an integration takes two steps: ``ProviderChoiceForm`` picks the tenant and the platform,
 then ``integration_form_for(provider)`` gives that platform's credential form. Secrets are
 write-only: password inputs that never render a value, a masked tail in the help text at most,
-and a blank input keeps the saved value. The raw ``credentials`` and webhook secret columns are
+and a blank input keeps the saved value. Every value is checked by its ``CredentialField`` (what the
+platform issues, a length, a choice), and an active integration cannot be saved without what it
+needs to work: the form says which field, and nothing is marked connected. The raw ``credentials`` and webhook secret columns are
 never form fields; values reach the model only through ``set_values`` and ``set_webhook_secret``.
 """
 
@@ -11,10 +13,10 @@ from datetime import timedelta
 from functools import cache
 
 from django import forms
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from integrations.models import TenantIntegration
-from integrations.providers.base import Provider
+from integrations.providers.base import MAX_CREDENTIAL_LENGTH, CredentialField, Provider
 
 # At most a month: a grace period is for a rotation in progress, not a second permanent secret.
 MAX_GRACE_HOURS = 24 * 30
@@ -66,6 +68,9 @@ class IntegrationForm(forms.ModelForm):
             )
         if "generate_webhook_secret" in self.fields and not self.instance.webhook_secret:
             self.initial.setdefault("generate_webhook_secret", True)
+        if not self.instance.webhook_secret:
+            # A first connect has no previous secret to keep valid: no grace period to offer.
+            self.fields.pop("webhook_secret_grace_hours", None)
         self.changed_names: list[str] = []
         self.generated_token = ""
 
@@ -77,18 +82,18 @@ class IntegrationForm(forms.ModelForm):
             state = "Not set yet." + (" Required for the connection to work." if required else "")
         return f"{help_text} {state}".strip()
 
+    def clean_new_webhook_secret(self):
+        return self.provider_obj.clean_webhook_secret(self.cleaned_data.get("new_webhook_secret"))
+
     def clean(self):
         cleaned = super().clean()
-        for name, value in list(cleaned.items()):
-            # A pasted line break would end up in an HTTP header, where requests refuses it and
-            # quotes it in its error: refuse it here instead.
-            if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-                self.add_error(name, "Remove the line breaks or control characters.")
         replacing = cleaned.get("new_webhook_secret") or cleaned.get("generate_webhook_secret")
         if cleaned.get("new_webhook_secret") and cleaned.get("generate_webhook_secret"):
             self.add_error("generate_webhook_secret", "Enter a secret or generate one, not both.")
         if cleaned.get("webhook_secret_grace_hours") and not replacing:
             self.add_error("webhook_secret_grace_hours", "This only applies when the secret is replaced.")
+        if cleaned.get("is_active", self.instance.is_active):
+            self._require_what_a_connection_needs(cleaned, bool(replacing))
         return cleaned
 
     def replaces_secrets(self) -> bool:
@@ -96,6 +101,22 @@ class IntegrationForm(forms.ModelForm):
         data = self.cleaned_data
         secret_fields = [field.name for field in self.provider_obj.credential_fields if field.secret]
         return any(data.get(name) for name in [*secret_fields, "new_webhook_secret", "generate_webhook_secret"])
+
+    def _require_what_a_connection_needs(self, cleaned, replacing: bool) -> None:
+        """An active integration without a required value would look connected and receive
+        nothing: say which value is missing instead of saving it."""
+        label = self.provider_obj.label
+        for field in self.provider_obj.credential_fields:
+            if not field.required or field.name in self.errors:
+                continue
+            saved = self.instance.credentials.get(field.name, "") if field.secret else ""
+            if not (cleaned.get(field.name) or saved):
+                self.add_error(field.name, f"Enter the {field.label.lower()}: {label} does not work without it.")
+        if "new_webhook_secret" in self.fields and "new_webhook_secret" not in self.errors:
+            if not (replacing or self.instance.webhook_secret):
+                what = "enter it or tick “generate”" if self.provider_obj.generates_webhook_secret else "enter it"
+                self.add_error("new_webhook_secret", f"{label} cannot be connected without its "
+                                                     f"{self.provider_obj.webhook_secret_label.lower()}: {what}.")
 
     def save(self, commit=True):
         integration = super().save(commit=False)
@@ -116,12 +137,44 @@ class IntegrationForm(forms.ModelForm):
         return integration
 
 
-def _credential_formfield(field) -> forms.Field:
-    # Never required by the form: a tenant may connect step by step, and a blank secret means
-    # "keep". What is still missing is shown as "configured: no" and in a warning after saving.
-    if field.secret:
-        return forms.CharField(label=field.label, required=False, widget=secret_input())
-    return forms.CharField(label=field.label, required=False, help_text=field.help_text)
+class CredentialChecks:
+    """A form field that cleans its value with its ``CredentialField`` (``credential``)."""
+
+    credential: CredentialField
+
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return self.credential.clean(value)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+
+class CredentialCharField(CredentialChecks, forms.CharField):
+    pass
+
+
+class CredentialChoiceField(CredentialChecks, forms.ChoiceField):
+    def valid_value(self, value):
+        return True  # the credential's own check refuses it, with a sentence naming the choices
+
+
+def _credential_formfield(field: CredentialField) -> forms.Field:
+    # Not required by the form field itself: a blank secret means "keep the saved one". Whether
+    # something is missing is decided for the whole form (``_require_what_a_connection_needs``).
+    # The HTML length limit is a little above the check's, so a too-long paste gets the sentence.
+    if field.choices:
+        made = CredentialChoiceField(label=field.label, required=False, help_text=field.help_text, choices=field.choices)
+    elif field.secret:
+        made = CredentialCharField(label=field.label, required=False, widget=secret_input())
+    else:
+        made = CredentialCharField(label=field.label, required=False, help_text=field.help_text)
+    if isinstance(made, forms.CharField):
+        made.widget.attrs["maxlength"] = str(field.max_length + 1)
+        if field.example:
+            made.widget.attrs["placeholder"] = field.example + ("…" if field.secret else "")
+    made.credential = field
+    return made
 
 
 @cache
@@ -137,8 +190,11 @@ def integration_form_for(provider: Provider) -> type[IntegrationForm]:
         fields[field.name] = _credential_formfield(field)
     if provider.receives_webhooks:
         fields["new_webhook_secret"] = forms.CharField(
-            label=provider.webhook_secret_label, required=False, widget=secret_input()
+            label=provider.webhook_secret_label, required=False, widget=secret_input(), strip=True,
         )
+        fields["new_webhook_secret"].widget.attrs["maxlength"] = str(MAX_CREDENTIAL_LENGTH + 1)
+        if provider.webhook_secret_example:
+            fields["new_webhook_secret"].widget.attrs["placeholder"] = provider.webhook_secret_example + "…"
         if provider.generates_webhook_secret:
             fields["generate_webhook_secret"] = forms.BooleanField(
                 label="Generate a new token", required=False,

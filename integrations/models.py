@@ -96,6 +96,12 @@ class TenantIntegration(TenantOwned):
             missing.append("webhook_secret")
         return missing
 
+    def missing_labels(self) -> list[str]:
+        """What ``missing_fields`` names, as the tenant reads it on the page."""
+        provider = self.provider_obj
+        return [provider.webhook_secret_label if name == "webhook_secret" else provider.field(name).label
+                for name in self.missing_fields()]
+
     @property
     def is_configured(self) -> bool:
         return not self.missing_fields()

@@ -57,19 +57,25 @@ def setup(request, provider_name: str):
             if not staff_allowed(request, ROTATE_SECRETS):
                 raise PermissionDenied("Replacing a tenant's secrets needs the rotate_secrets permission.")
         if form.is_valid():
-            saved = form.save()
+            integration = form.save()
             audit_log.info(
                 "integration %s of tenant %s saved by user %s (%s)", provider.name, request.tenant.slug,
                 request.user.pk, ", ".join(form.changed_names) or "no change",
             )
-            if form.generated_token:
-                messages.success(request, f"New webhook token (shown only now, copy it to {provider.label}): "
-                                          f"{form.generated_token}")
-            missing = saved.missing_fields()
-            messages.success(request, f"{provider.label} saved." + (f" Still missing: {', '.join(missing)}." if missing else ""))
-            return redirect("setup", provider.name)
+            if not form.generated_token:
+                messages.success(request, f"{provider.label} saved.")
+                return redirect("setup", provider.name)
+            # A new token is shown once, on this very answer: never through the message store
+            # (a cookie or the session) and never again after a reload.
+            messages.success(request, f"{provider.label} saved. Copy the new token now: it is shown only once.")
+            return render_setup(request, provider, integration, form_class(instance=integration),
+                                new_token=form.generated_token)
     else:
         form = form_class(instance=instance)
+    return render_setup(request, provider, integration, form, status=400 if request.method == "POST" else 200)
+
+
+def render_setup(request, provider, integration, form, new_token: str = "", status: int = 200):
     url = webhook_url(request.tenant, provider.name) if provider.receives_webhooks else ""
     deliveries = (
         WebhookLog.objects.filter(source=provider.name).defer("body", "headers").order_by("-received_at")[:RECENT_DELIVERIES]
@@ -82,13 +88,16 @@ def setup(request, provider_name: str):
     ]
     if provider.receives_webhooks:
         summary.append((provider.webhook_secret_label, (integration.masked("webhook_secret") if integration else "") or "not set"))
-    return render(request, "integrations/setup.html", {
-        "summary": summary,
+    response = render(request, "integrations/setup.html", {
+        "summary": summary, "new_token": new_token,
         "section": "dashboard", "provider": provider, "integration": integration, "form": form,
         "webhook_url": url, "steps": provider.setup_steps(url) if url else provider.setup_steps(""),
-        "deliveries": deliveries, "can_edit": can_edit,
+        "deliveries": deliveries, "can_edit": can_administer(request),
         "can_check": integration is not None and hasattr(provider, "check_connection"),
-    }, status=400 if request.method == "POST" else 200)
+    }, status=status)
+    if new_token:
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 @tenant_page(admin_only=True, reads=("integrations.view_tenantintegration",), changes=CHANGE)

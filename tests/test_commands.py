@@ -319,13 +319,18 @@ def test_connect_token_provider_takes_a_given_secret_instead(initech):
 
 @pytest.mark.parametrize("provider, label", [("meta", "Meta Ads"), ("brevo", "Brevo")])
 def test_connect_provider_without_webhooks_prints_no_url(initech, provider, label):
-    lines = run("connect_integration", "initech", provider)
-    assert lines[0] == f"{label} connected for initech"
-    assert "://" not in lines[-1] and not lines[-1].startswith(settings.PUBLIC_BASE_URL)
-    assert not any("://" in line for line in lines)
-    assert lines[-1].startswith("still missing: ")  # required credentials not given yet
+    values = {"meta": ["access_token=EAAB-token-1", "ad_account_id=act_1"], "brevo": ["api_key=xkeysib-1", "list_id=3"]}
+    lines = run("connect_integration", "initech", provider, *(a for v in values[provider] for a in ("--set", v)))
+    assert lines == [f"{label} connected for initech"]
     integration = integrations_of(initech)[provider]
     assert integration.is_active and integration.webhook_secret == ""
+
+
+@pytest.mark.parametrize("provider", ["meta", "brevo"])
+def test_connect_without_the_required_values_refuses_and_saves_nothing(initech, provider):
+    with pytest.raises(CommandError, match=r"is not connected: .* missing .*nothing was saved$"):
+        call_command("connect_integration", "initech", provider, stdout=io.StringIO())
+    assert provider not in integrations_of(initech)
 
 
 def test_connect_update_keeps_the_other_values(initech, logs):

@@ -384,13 +384,13 @@ def credential_post(provider, tag: str) -> tuple[dict, list[str]]:
     secret), plain values for the settings. Returns the data and the secret values."""
     data, secrets = {"is_active": "on"}, []
     for i, field in enumerate(provider.credential_fields):
-        if field.secret:
-            data[field.name] = f"{provider.name}-{field.name}-{tag}-s3cr3t-{i}{tag[-2:]}x"
+        if field.secret:  # shaped as the platform issues it (the field's example start)
+            data[field.name] = f"{field.example}{provider.name}-{field.name}-{tag}-s3cr3t-{i}{tag[-2:]}x"
             secrets.append(data[field.name])
         else:
-            data[field.name] = f"{field.name}-value"
+            data[field.name] = field.example or f"{field.name}-value"
     if provider.receives_webhooks:
-        data["new_webhook_secret"] = f"{provider.name}-whsec-{tag}-typed-9876w"
+        data["new_webhook_secret"] = f"{provider.webhook_secret_example}{provider.name}-whsec-{tag}-typed-9876w"
         secrets.append(data["new_webhook_secret"])
     return data, secrets
 
@@ -456,10 +456,15 @@ def test_a_form_error_does_not_echo_the_typed_secret(world):
 
 def test_a_generated_token_is_shown_once(world):
     client = client_for(world.alice)
-    response = client.post("/setup/manychat/", {"is_active": "on", "generate_webhook_secret": "on"}, follow=True)
+    response = client.post("/setup/manychat/", {"is_active": "on", "generate_webhook_secret": "on"})
     token = integration_of(world.acme, "manychat").webhook_secret
     assert token != SHARED_WEBHOOK_SECRET and len(token) >= 32
-    assert f"shown only now, copy it to ManyChat): {token}" in text(response)
+    # On this answer only, in a box with a copy button and the next step; not in a message cookie.
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    box = re.search(r'data-testid="new-token">(.*?)</section>', text(response), re.S).group(1)
+    assert f'id="new-token" type="text" readonly value="{token}"' in box
+    assert 'data-copy-target="new-token"' in box and "Shown only this once." in box and "Next:" in box
+    assert all(token not in morsel.value for morsel in response.cookies.values())
     page = text(client.get("/setup/manychat/"))
     assert token not in page and f"Configured, ends in …{token[-4:]}" in page
     assert token not in text(client.get("/"))
@@ -486,7 +491,9 @@ def test_admins_can_save_and_unknown_platforms_are_404(world):
     ada = make_user("ada")
     add_member(world.acme, ada, Membership.Role.ADMIN)
     client = client_for(ada)
-    assert client.post("/setup/stripe/", {"is_active": "on", "secret_key": "sk_test_ada_0123456789"}).status_code == 302
+    assert client.post("/setup/stripe/", {
+        "is_active": "on", "secret_key": "sk_test_ada_0123456789", "new_webhook_secret": "whsec_ada_0123456789",
+    }).status_code == 302
     assert integration_of(world.acme, "stripe").value("secret_key") == "sk_test_ada_0123456789"
     assert client.get("/setup/nope/").status_code == 404
     assert client.post("/setup/nope/", {}).status_code == 404

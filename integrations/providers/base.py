@@ -76,12 +76,42 @@ def constant_time_in(candidate: str, expected: list[str]) -> bool:
     return found
 
 
+#: No credential any platform issues is longer; a 200,000-character paste is a mistake.
+MAX_CREDENTIAL_LENGTH = 1000
+
+
+def clean_credential(value, *, label: str, max_length: int = MAX_CREDENTIAL_LENGTH,
+                     choices: tuple = (), validators: tuple = ()) -> str:
+    """``value`` stripped and checked, or ``ValidationError`` with a sentence naming ``label``.
+    Empty stays empty (whether it is required is the integration's business)."""
+    from django.core.exceptions import ValidationError
+
+    value = str(value or "").strip()
+    if not value:
+        return ""
+    if len(value) > max_length:
+        raise ValidationError(f"{label} is at most {max_length} characters; this is {len(value)}.")
+    # A pasted line break would end up in an HTTP header, where requests refuses it and quotes it
+    # in its error: refuse it here instead.
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError(f"Remove the line breaks or control characters from {label}.")
+    if choices and value not in {key for key, _ in choices}:
+        allowed = "; ".join(f"“{key}” for {text.lower()}" if key else f"empty for {text.lower()}" for key, text in choices)
+        raise ValidationError(f"{label} is one of: {allowed}.")
+    for validator in validators:
+        validator(value)
+    return value
+
+
 @dataclass(frozen=True)
 class CredentialField:
     """One thing a tenant enters to connect a platform.
 
     ``secret`` fields are stored encrypted in ``TenantIntegration.credentials`` and never shown
-    again (a masked tail at most); the others go to the plain ``settings`` JSON.
+    again (a masked tail at most); the others go to the plain ``settings`` JSON. ``choices``
+    (value, label) makes it a choice; ``validators`` (see ``integrations.providers.validators``)
+    check it by what the platform issues. ``clean`` applies them for every way in: the setup
+    page, the admin and ``connect_integration``.
     """
 
     name: str
@@ -89,6 +119,15 @@ class CredentialField:
     secret: bool = True
     required: bool = True
     help_text: str = ""
+    max_length: int = MAX_CREDENTIAL_LENGTH
+    choices: tuple[tuple[str, str], ...] = ()
+    validators: tuple[Callable[[str], None], ...] = ()
+    #: what a value looks like (the input's placeholder; tests build valid values from it)
+    example: str = ""
+
+    def clean(self, value) -> str:
+        return clean_credential(value, label=self.label, max_length=self.max_length, choices=self.choices,
+                                validators=self.validators)
 
 
 class WebhookAuth:
@@ -110,6 +149,10 @@ class Provider:
     credential_fields: tuple[CredentialField, ...] = ()
     webhook_auth: str = WebhookAuth.NONE
     webhook_secret_label: str = "Webhook secret"
+    #: checks of a webhook secret the tenant types in (Stripe's start ``whsec_``)
+    webhook_secret_validators: tuple[Callable[[str], None], ...] = ()
+    #: how the webhook secret starts, when the platform gives it a fixed start (the placeholder)
+    webhook_secret_example: str = ""
     docs_url: str = ""
 
     @property
@@ -212,6 +255,9 @@ class Provider:
     def setup_steps(self, webhook_url: str) -> list[str]:
         """Numbered steps for the tenant, with its webhook URL filled in."""
         return [f"Send the platform's webhooks to {webhook_url}"]
+
+    def clean_webhook_secret(self, value) -> str:
+        return clean_credential(value, label=self.webhook_secret_label, validators=self.webhook_secret_validators)
 
     def field(self, name: str) -> CredentialField | None:
         return next((f for f in self.credential_fields if f.name == name), None)

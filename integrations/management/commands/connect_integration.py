@@ -1,6 +1,7 @@
 import logging
 import sys
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from engarde.commands import Command as BaseCommand
@@ -33,6 +34,20 @@ class Command(BaseCommand):
         parser.add_argument("--webhook-secret", help="The platform's signing secret (generated for token platforms).")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="values")
 
+    @staticmethod
+    def checked(provider, assignments: dict, webhook_secret):
+        """Each value checked by its ``CredentialField`` (the setup page's and the admin's checks)."""
+        cleaned, name = {}, ""
+        try:
+            for name, value in assignments.items():
+                cleaned[name] = provider.field(name).clean(value)
+            if webhook_secret is not None:
+                name = "--webhook-secret"
+                webhook_secret = provider.clean_webhook_secret(webhook_secret)
+        except ValidationError as exc:
+            raise CommandError(f"{name}: {' '.join(exc.messages)}") from None
+        return cleaned, webhook_secret
+
     def handle(self, slug, provider, webhook_secret, values, **options):
         try:
             provider_obj = get_provider(provider)
@@ -60,6 +75,7 @@ class Command(BaseCommand):
                     assignments[key] = stdin_value
         if webhook_secret is not None and not webhook_secret.strip():
             raise CommandError("--webhook-secret must not be empty")
+        assignments, webhook_secret = self.checked(provider_obj, assignments, webhook_secret)
 
         generated = None
         with tenant_context(tenant):
@@ -72,17 +88,21 @@ class Command(BaseCommand):
                 generated = TenantIntegration.generate_token()
                 integration.set_webhook_secret(generated)
                 changed.append("webhook_secret")
+            missing = integration.missing_fields()
+            if missing:
+                # Raised inside the tenant context's transaction: the row made above is rolled back.
+                raise CommandError(
+                    f"{provider_obj.label} is not connected: {', '.join(missing)} missing "
+                    "(--set NAME=VALUE, --webhook-secret); nothing was saved"
+                )
             integration.is_active = True
             integration.save()
-            missing = integration.missing_fields()
         # Field names only: values, secret or not, never reach the log.
         audit_log.info(
             "integration %s of tenant %s %s (%s)",
             provider, tenant.slug, "created" if created else "updated", ", ".join(changed) or "no change",
         )
         self.stdout.write(f"{provider_obj.label} {'connected' if created else 'updated'} for {tenant.slug}")
-        if missing:
-            self.stdout.write(f"still missing: {', '.join(missing)}")
         if generated:
             self.stdout.write(f"webhook token (shown once, keep it in the platform's settings): {generated}")
         if provider_obj.receives_webhooks:

@@ -1,4 +1,5 @@
 from integrations.providers.base import CredentialField, Provider
+from integrations.providers.validators import whole_number
 
 
 class BrevoProvider(Provider):
@@ -7,7 +8,10 @@ class BrevoProvider(Provider):
     docs_url = "https://developers.brevo.com/reference/createcontact"
     credential_fields = (
         CredentialField("api_key", "API key"),
-        CredentialField("list_id", "List ID", secret=False, help_text="New contacts are added to this list."),
+        CredentialField(
+            "list_id", "List ID", secret=False, help_text="New contacts are added to this list (Contacts → Lists: its ID).",
+            validators=(whole_number("A Brevo list id"),), example="7",
+        ),
     )
 
     def check_connection(self, integration) -> str:

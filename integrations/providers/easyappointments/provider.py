@@ -9,6 +9,7 @@ object's id and the body's hash. The same bytes twice are one event; any change 
 from integrations.http import call_json, ensure_public_https, make_session
 from integrations.providers.base import TEST_EVENT_TYPE, CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.easyappointments.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.validators import http_url
 
 
 class EasyAppointmentsProvider(Provider):
@@ -17,7 +18,8 @@ class EasyAppointmentsProvider(Provider):
     webhook_auth = WebhookAuth.TOKEN
     webhook_secret_label = "Webhook token (X-Webhook-Token header)"
     credential_fields = (
-        CredentialField("url", "Installation URL", secret=False, help_text="e.g. https://booking.example.com"),
+        CredentialField("url", "Installation URL", secret=False, help_text="e.g. https://booking.example.com",
+                        validators=(http_url,), example="https://booking.example.com"),
         CredentialField("username", "API user", secret=False, required=False),
         CredentialField("password", "API password or token", required=False),
     )

@@ -31,6 +31,7 @@ from integrations.providers.base import (
     body_hash,
 )
 from integrations.providers.ghl.handlers import HANDLERS, IGNORED_EVENTS, WORKFLOW_EVENT
+from integrations.providers.validators import matches
 
 
 @functools.lru_cache(maxsize=4)
@@ -92,6 +93,9 @@ class GoHighLevelProvider(Provider):
         CredentialField(
             "location_id", "Location ID", secret=False,
             help_text="Deliveries whose locationId differs are rejected: GoHighLevel's signing key is shared by all its customers.",
+            example="ve9EPM428h8vShlRW1KT",
+            validators=(matches(r"[A-Za-z0-9_-]{1,64}", "A GoHighLevel location id is letters and digits "
+                                                         "(Settings → Business Profile → Location ID)."),),
         ),
     )
     handlers = HANDLERS

@@ -2,6 +2,7 @@ from django.conf import settings
 
 from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider
+from integrations.providers.validators import matches
 
 
 class MetaAdsProvider(Provider):
@@ -10,7 +11,12 @@ class MetaAdsProvider(Provider):
     docs_url = "https://developers.facebook.com/docs/marketing-api/insights"
     credential_fields = (
         CredentialField("access_token", "Long-lived access token"),
-        CredentialField("ad_account_id", "Ad account ID", secret=False, help_text="act_…"),
+        CredentialField(
+            "ad_account_id", "Ad account ID", secret=False, help_text="act_… followed by digits, or the digits alone",
+            example="act_1234567890",
+            validators=(matches(r"(act_)?[0-9]{1,20}", "A Meta ad account id is act_ followed by digits "
+                                                        "(act_1234567890), or the digits alone."),),
+        ),
     )
 
     def check_connection(self, integration) -> str:

@@ -28,8 +28,10 @@ class PoshVipProvider(Provider):
     credential_fields = (
         CredentialField(
             "amount_unit", "Amount unit", secret=False, required=False,
-            help_text="Leave empty when Posh sends total_amount as 45.00 for $45 (the default); "
-                      "enter “cents” if your deliveries carry whole cents (4500 for $45).",
+            help_text="How Posh.VIP's total_amount counts: currency units (45.00 for $45, the default) or "
+                      "whole cents (4500 for $45).",
+            example="cents",
+            choices=(("", "Currency units (45.00 for $45)"), ("cents", "Whole cents (4500 for $45)")),
         ),
     )
     handlers = HANDLERS

@@ -10,6 +10,7 @@ from django.conf import settings
 from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, hmac_sha256_hex
 from integrations.providers.stripe.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.validators import starts_with
 
 TOLERANCE_SECONDS = 300
 
@@ -19,11 +20,19 @@ class StripeProvider(Provider):
     label = "Stripe"
     webhook_auth = WebhookAuth.SIGNATURE
     webhook_secret_label = "Signing secret (whsec_…)"
+    webhook_secret_example = "whsec_"
+    webhook_secret_validators = (starts_with("whsec_", what="a Stripe signing secret (Developers → Webhooks → your endpoint → Signing secret)"),)
     docs_url = "https://docs.stripe.com/webhooks"
     credential_fields = (
         CredentialField(
             "secret_key", "Secret key", required=False,
             help_text="sk_live_… or a restricted key; used only to test the connection and backfill missed events.",
+            example="sk_live_",
+            validators=(starts_with("sk_", "rk_", what="a Stripe secret or restricted key", refused={
+                "pk_": "That is a publishable key (pk_…), which cannot read events: "
+                       "use a secret key (sk_…) or a restricted key (rk_…).",
+                "whsec_": "That is the webhook signing secret: it goes in the signing secret field below.",
+            }),),
         ),
     )
     handlers = HANDLERS

@@ -70,9 +70,11 @@ def _enter(scope: _Scope, using: str) -> Iterator[None]:
             yield
         finally:
             _scope.reset(token)
-            # A broken transaction refuses every statement, and is about to roll back anyway.
-            if nested and not connection.needs_rollback:
-                _set_db(previous.tenant_id, previous.operator, using)
+        # Only on the way out without an error: an error rolls the block's savepoint back, and
+        # PostgreSQL undoes the block's set_config with it. A statement here would instead run on
+        # a transaction the error may have aborted, and mask the error with an InternalError.
+        if nested and not connection.needs_rollback:
+            _set_db(previous.tenant_id, previous.operator, using)
 
 
 def _tenant_id(tenant) -> str:
@@ -115,9 +117,8 @@ def user_context(user_id, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
                 "SELECT current_setting('app.user_id', true), set_config('app.user_id', %s, true)", [str(user_id)]
             )
             previous = cursor.fetchone()[0] or ""
-        try:
-            yield
-        finally:
-            if nested and not connection.needs_rollback:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT set_config('app.user_id', %s, true)", [previous])
+        yield
+        # As in _enter: after an error the savepoint's rollback restores the setting.
+        if nested and not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('app.user_id', %s, true)", [previous])

@@ -193,3 +193,35 @@ def test_membership_of_user_sees_only_own_memberships(world):
     assert [m.tenant.slug for m in Membership.of_user(world.alice)] == ["acme"]
     assert [m.tenant.slug for m in Membership.of_user(world.dana)] == ["globex"]
     assert Membership.of_user(world.charlie) == []
+
+
+def test_an_error_inside_a_nested_context_is_not_masked(world, db_tenant_setting):
+    """The inner block's own error comes out (not PostgreSQL's "current transaction is aborted"
+    from restoring the settings on the broken transaction), and the outer context is intact."""
+    from django.db import DatabaseError, InternalError, connection
+
+    with tenant_context(world.acme):
+        with pytest.raises(DatabaseError) as raised:
+            with tenant_context(world.globex):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT * FROM no_such_table_at_all")
+        assert not isinstance(raised.value, InternalError), raised.value
+        assert "no_such_table_at_all" in str(raised.value)
+        assert current_tenant_id() == str(world.acme.pk)
+        if NO_DB_SETTING is not None:
+            assert db_tenant_setting() == (str(world.acme.pk), "")
+        assert Contact.objects.get().tenant_id == world.acme.pk
+
+
+def test_an_error_inside_a_nested_user_context_is_not_masked(world):
+    from django.db import DatabaseError, InternalError, connection
+
+    from tenants.context import user_context
+
+    with tenant_context(world.acme):
+        with pytest.raises(DatabaseError) as raised:
+            with user_context(world.alice.pk):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT * FROM no_such_table_at_all")
+        assert not isinstance(raised.value, InternalError), raised.value
+        assert Contact.objects.get().tenant_id == world.acme.pk

@@ -1,14 +1,18 @@
 """The ORM wall: a default manager that fails closed.
 
 Every query path of a tenant-owned model goes through ``get_queryset()`` (filter, get, exists,
-count, aggregate, values, create, bulk_create, update, delete, related managers), so raising there
-when no tenant is active covers them all. Inside ``tenant_context`` the queryset is filtered by the
-tenant; inside ``operator_context`` it is not filtered (operators work across tenants).
+count, aggregate, values, create, bulk_create, update, delete, related managers, raw), so raising
+there when no tenant is active covers them all. The queryset it returns carries the tenant
+condition of ``tenants.scoping``, which reads the scope when the SQL is compiled: the rows of the
+tenant active *then*, every row inside ``operator_context``, ``TenantNotSet`` with no scope. A
+queryset built in one scope and evaluated in another therefore follows the later one.
 """
 
 from django.db import models
+from django.db.models import F
 
 from tenants.context import TenantNotSet, current_tenant_id, is_operator
+from tenants.scoping import ActiveTenant, TenantRawQuery
 
 
 class TenantQuerySet(models.QuerySet):
@@ -18,16 +22,17 @@ class TenantQuerySet(models.QuerySet):
             obj.stamp_tenant()
         return super().bulk_create(objs, *args, **kwargs)
 
+    def raw(self, raw_query, params=(), translations=None, using=None):
+        queryset = super().raw(raw_query, params=params, translations=translations, using=using)
+        queryset.query = TenantRawQuery(raw_query, queryset.db, params=params, model=self.model)
+        return queryset
+
 
 class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
     def get_queryset(self):
-        tenant_id = current_tenant_id()
-        queryset = super().get_queryset()
-        if tenant_id is not None:
-            return queryset.filter(tenant_id=tenant_id)
-        if is_operator():
-            return queryset
-        raise TenantNotSet(
-            f"{self.model.__name__} is tenant-owned: query it inside tenant_context(tenant) "
-            "or an explicit operator_context(reason)"
-        )
+        if current_tenant_id() is None and not is_operator():
+            raise TenantNotSet(
+                f"{self.model.__name__} is tenant-owned: query it inside tenant_context(tenant) "
+                "or an explicit operator_context(reason)"
+            )
+        return super().get_queryset().filter(ActiveTenant(F("tenant_id")))

@@ -73,6 +73,7 @@ class TenantOwned(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
 
     objects = TenantManager()
+    _tenant_owned = True  # read by tenants.scoping, which scopes the joins into tenant tables
 
     class Meta:
         abstract = True

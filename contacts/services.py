@@ -3,43 +3,33 @@
 Each write is keyed on a unique constraint of the database, so a concurrent duplicate (two
 workers, a replay, a redelivery) ends on the same row instead of a second one: we try the insert in
 a savepoint and, when the unique key is taken, update the row that holds it.
+
+Every value is made fit for its column here (``contacts.values``: NUL and lone surrogates removed,
+text cut to its column, ids and e-mails refused rather than cut) and every amount goes through the
+one money parser (``contacts.money``), so no caller can store what PostgreSQL refuses or book a
+rounded sum. A refusal is ``InvalidValue``, which processing marks ``malformed``.
 """
 
 from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from contacts.models import Contact, Payment, PendingSignup
+from contacts.money import parse_amount, parse_currency
 from contacts.provenance import link_current_delivery
 from contacts.signals import announce_contact_created
+from contacts.values import InvalidValue, clean_email, clean_id, clean_json, fit
 
 log = logging.getLogger(__name__)
 
-# ISO 4217 currencies whose minor unit is the major unit (Stripe's list), and three-decimal ones.
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
-)
-THREE_DECIMAL_CURRENCIES = frozenset("BHD JOD KWD OMR TND".split())
-
 
 def from_minor_units(amount: int | str, currency: str) -> Decimal:
-    """12345 EUR cents -> 123.45; 1000 JPY -> 1000; 1234 KWD fils -> 1.234."""
-    currency = currency.upper()
-    value = Decimal(int(amount))
-    if currency in ZERO_DECIMAL_CURRENCIES:
-        return value
-    if currency in THREE_DECIMAL_CURRENCIES:
-        return value / 1000
-    return value / 100
-
-
-def _clean(value: Any) -> str:
-    return str(value).strip() if value is not None else ""
+    """12345 EUR cents -> 123.45; 1000 JPY -> 1000; 1234 KWD fils -> 1.234 (the money parser)."""
+    return parse_amount(amount, currency, minor=True)
 
 
 def upsert_contact(
@@ -59,14 +49,17 @@ def upsert_contact(
     never blanked by an event that lacks them. A new contact notifies the tenant's admins and is
     synced to the tenant's Brevo list once the transaction commits.
     """
-    email, mc_id, ghl_id = _clean(email).lower(), _clean(mc_id), _clean(ghl_id)
+    email = clean_email(email)
+    mc_id = clean_id(mc_id, 64, "ManyChat subscriber id")
+    ghl_id = clean_id(ghl_id, 64, "GoHighLevel contact id")
     if not (email or mc_id or ghl_id):
-        raise ValueError("a contact needs an e-mail or a platform id")
+        raise InvalidValue("a contact needs an e-mail or a platform id")
     lookups = [q for q in ({"mc_id": mc_id}, {"ghl_id": ghl_id}, {"email": email}) if next(iter(q.values()))]
     values = {
-        "first_name": _clean(first_name), "last_name": _clean(last_name), "phone": _clean(phone),
-        "email": email, "mc_id": mc_id, "ghl_id": ghl_id,
+        "first_name": fit(Contact, "first_name", first_name), "last_name": fit(Contact, "last_name", last_name),
+        "phone": fit(Contact, "phone", phone), "email": email, "mc_id": mc_id, "ghl_id": ghl_id,
     }
+    custom_fields = clean_json(dict(custom_fields or {}))
     for _attempt in range(3):
         contact = _find(lookups)
         if contact is not None:
@@ -119,8 +112,8 @@ def _fill_in(contact: Contact, values: dict, custom_fields: dict | None) -> bool
 
 def record_activity(contact: Contact, kind: str, **details) -> None:
     """Append one dated entry (a check-in, a transfer) to the contact's activity list."""
-    entry = {"kind": kind, "at": timezone.now().isoformat(), **details}
-    if entry_key := details.get("key"):
+    entry = clean_json({"kind": kind, "at": timezone.now().isoformat(), **details})
+    if entry_key := entry.get("key"):
         if any(item.get("key") == entry_key for item in contact.activity):
             return  # the same event recorded before (replay, redelivery)
     contact.activity = [*contact.activity, entry]
@@ -140,11 +133,16 @@ def record_payment(
     metadata: dict | None = None,
     occurred_at=None,
 ) -> tuple[Payment, bool]:
-    """One payment per ``payment_event_id`` (unique per tenant): a second call returns the first row."""
+    """One payment per ``payment_event_id`` (unique per tenant): a second call returns the first row.
+    ``amount`` is in major units of ``currency`` and passes the money parser again (a Decimal
+    finer than the currency's unit, or out of range, is refused, never rounded)."""
+    currency = parse_currency(currency)
+    payment_event_id = clean_id(payment_event_id, what="payment's event id")
     defaults = {
-        "source": source, "amount": amount, "currency": currency.upper(), "status": status,
-        "contact": contact, "external_id": external_id, "description": description[:255],
-        "metadata": metadata or {}, "occurred_at": occurred_at,
+        "source": source, "amount": parse_amount(amount, currency), "currency": currency, "status": status,
+        "contact": contact, "external_id": clean_id(external_id, what="payment id"),
+        "description": fit(Payment, "description", description), "metadata": clean_json(metadata or {}),
+        "occurred_at": occurred_at,
     }
     try:
         with transaction.atomic():
@@ -169,6 +167,7 @@ def mark_refunded(*, source: str, external_id: str, amount_refunded: Decimal | N
 
 def add_pending_signup(*, contact: Contact, source: str, external_id: str = "", metadata: dict | None = None):
     """Queue a sign-up for the tenant to approve; one per (source, external id)."""
+    external_id, metadata = clean_id(external_id, what="sign-up id"), clean_json(metadata or {})
     if not external_id:
         return PendingSignup.objects.create(contact=contact, source=source, metadata=metadata or {}), True
     try:

@@ -22,17 +22,21 @@ from datetime import timedelta
 
 import pytest
 from celery.exceptions import Retry
+from django.db import DataError
 from django.test import override_settings
 from django.utils import timezone
 
+from conftest import requires_postgres
+
 from contacts.models import Contact, Payment
 from integrations.models import TenantIntegration
+from integrations.providers.base import hmac_sha256_hex
 from tenants.context import operator_context, tenant_context
 from webhooks import processing
 from webhooks.models import WebhookLog
 from webhooks.processing import retry_delay
 from webhooks.tasks import process_webhook, sweep_webhooks
-from webhooks.testing import fixture_bytes, post_stripe, rows
+from webhooks.testing import connect, fixture_bytes, post_stripe, rows, webhook_path
 
 CHECKOUT_PI = "pi_3QxCheckout00000001"
 
@@ -265,3 +269,112 @@ def test_retry_delay_grows_exponentially_with_jitter_within_half_to_full_and_is_
     for retries in (50, 1100, 10**6):  # far past the cap: still capped, never an overflow
         assert 1800.0 <= retry_delay(retries) <= 3600.0
 
+
+
+# --- failures no retry can fix (issue 7.9, 7.21) -------------------------------------------------
+POSH_SECRET = "posh-whsec-acme-processing-0123456789"
+
+
+@pytest.fixture
+def posh(stripe, client, django_capture_on_commit_callbacks):
+    """POST a signed Posh.VIP purchase with ``change`` applied to its payload; returns the row."""
+    connect(stripe.acme, "poshvip", POSH_SECRET)
+
+    def send(change=None, process: bool = True):
+        payload = json.loads(fixture_bytes("poshvip", "purchase_created"))
+        if change:
+            change(payload)
+        body = json.dumps(payload).encode()
+        headers = {"HTTP_X_POSH_SIGNATURE": hmac_sha256_hex(POSH_SECRET, body)}
+        with django_capture_on_commit_callbacks(execute=process):
+            response = client.post(webhook_path(stripe.acme, "poshvip"), data=body, content_type="application/json",
+                                   **headers)
+        assert response.status_code == 200, response.content
+        return rows(stripe.acme, source="poshvip")[-1]
+
+    return send
+
+
+def nan_amount(payload):
+    payload["purchase"]["total_amount"] = "NaN"
+
+
+NAN_SENTENCE = ("`purchase.total_amount` in the Posh.VIP purchase.created event: the amount 'NaN' is not a plain "
+                "decimal number (no exponent, NaN or infinity)")
+
+
+def test_a_delivery_that_does_not_fit_its_schema_is_malformed_at_once_with_a_sentence(stripe, posh):
+    row = posh(nan_amount)
+    assert (row.status, row.attempts, row.error) == (WebhookLog.Status.MALFORMED, 1, NAN_SENTENCE)
+    # Operators get the details: the schema's own report, with the input, in the traceback.
+    assert "ValidationError" in row.traceback and "Malformed: `purchase.total_amount`" in row.traceback
+    with tenant_context(stripe.acme):
+        assert not Payment.objects.filter(source="poshvip").exists()
+        assert TenantIntegration.objects.get(provider="poshvip").last_error == NAN_SENTENCE
+
+
+def test_a_worker_does_not_retry_a_malformed_delivery(stripe, posh):
+    row = posh(nan_amount, process=False)
+    outcome, published = run_as_worker(row, 0)
+    assert outcome == WebhookLog.Status.MALFORMED and published == []  # no retry message
+    assert reload(stripe.acme, row).attempts == 1
+    # Malformed is final until someone replays it (after fixing the scenario or the schema).
+    assert process_webhook.apply(args=(row.pk, str(stripe.acme.pk))).get() == "skipped (malformed)"
+
+
+def test_a_value_a_handler_cannot_store_is_malformed_at_once_and_rolls_back(stripe, posh):
+    """The schema lets a customer through; the money parser, in the handler, refuses 12.345 USD
+    after the contact was written: nothing of the attempt stays."""
+    def fraction_of_a_cent(payload):
+        payload["purchase"]["total_amount"] = "12.345"
+
+    row = posh(fraction_of_a_cent)
+    assert row.status == WebhookLog.Status.MALFORMED and row.attempts == 1
+    assert row.error == "the purchase.total_amount '12.345' is finer than the smallest unit of USD"
+    with tenant_context(stripe.acme):
+        assert not Contact.objects.filter(email="jordan.blake@example.com").exists()
+
+
+def test_a_permanent_error_is_dead_at_once_for_a_worker(stripe, client, django_capture_on_commit_callbacks):
+    """A refused Eventbrite ``api_url`` (the same body names it on every retry): dead, no retry."""
+    connect(stripe.acme, "eventbrite", "eb-url-token-acme-0123456789", private_token="EB-PRIVATE-ACME-000000")
+    body = json.dumps({"config": {"action": "order.placed"}, "api_url": "https://evil.example/v3/orders/1/"}).encode()
+    response = client.post(webhook_path(stripe.acme, "eventbrite") + "?token=eb-url-token-acme-0123456789",
+                           data=body, content_type="application/json")
+    assert response.status_code == 200
+    (row,) = rows(stripe.acme, source="eventbrite")
+    outcome, published = run_as_worker(row, 0)
+    assert outcome == WebhookLog.Status.DEAD and published == []
+    row = reload(stripe.acme, row)
+    assert (row.status, row.attempts) == (WebhookLog.Status.DEAD, 1)
+    assert row.error.startswith("refusing to fetch api_url 'https://evil.example/v3/orders/1/'")
+
+
+@requires_postgres
+def test_a_value_the_database_refuses_is_dead_at_once(stripe, post):
+    """Defence in depth: were a value to reach PostgreSQL too long for its column (the services fit
+    every one), the ``DataError`` is permanent: the same body fails the same way every time."""
+    row = post(stripe.acme, process=False)
+    with pytest.raises(DataError) as refused, tenant_context(stripe.acme):
+        Contact.objects.create(source="x" * 33, email="long@example.com")
+    assert processing.outcome_of(refused.value) == WebhookLog.Status.DEAD
+    assert processing.record_failure(row.pk, str(stripe.acme.pk), refused.value, final=False) == "dead"
+
+
+def test_the_traceback_is_for_operators_only(stripe, posh, client):
+    row = posh(nan_amount)
+    client.force_login(stripe.alice)
+    answer = client.get(f"/api/v1/webhook-events/{row.pk}/").json()
+    assert answer["error"] == NAN_SENTENCE and "traceback" not in answer
+    page = client.get(f"/webhooks/{row.pk}/").content.decode()
+    assert "is not a plain" in page and "ValidationError" not in page and "Traceback" not in page
+
+
+def test_a_successful_replay_clears_the_reason_and_the_traceback(stripe, posh):
+    row = posh(nan_amount)
+    with tenant_context(stripe.acme):
+        WebhookLog.objects.filter(pk=row.pk).update(body=fixture_bytes("poshvip", "purchase_created"))
+        assert processing.replay(reload(stripe.acme, row))
+    process_webhook.apply(args=(row.pk, str(stripe.acme.pk)))
+    row = reload(stripe.acme, row)
+    assert (row.status, row.error, row.traceback) == (WebhookLog.Status.PROCESSED, "", "")

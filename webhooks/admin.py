@@ -25,7 +25,8 @@ class WebhookLogAdmin(admin.ModelAdmin):
     list_select_related = ("tenant",)
     actions = ("replay",)
     fieldsets = (
-        (None, {"fields": ("tenant", "source", "event_type", "event_id", "status", "error")}),
+        # The traceback is for operators only: tenant pages and the API show the sentence (error).
+        (None, {"fields": ("tenant", "source", "event_type", "event_id", "status", "error", "traceback")}),
         ("Delivery", {"fields": (
             "received_at", "last_delivery_at", "processed_at", "delivery_count", "attempts", "remote_addr",
         )}),

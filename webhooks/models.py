@@ -2,7 +2,9 @@
 
 States: ``received → processing → processed``; ``→ failed`` (will retry) ``→ dead``; ``rejected``
 (verification failed: kept for operators, never processed); ``ignored`` (verified, but an event
-type nobody handles) and ``malformed`` (verified, but not JSON): both kept and visible.
+type nobody handles) and ``malformed`` (verified, but not JSON, or not what its handler reads:
+marked at once, never retried): both kept and visible. A failure no retry can fix goes ``dead`` at
+once. ``error`` is the sentence tenant users see; ``traceback`` is for operators.
 """
 
 from django.db import models
@@ -54,7 +56,12 @@ class WebhookLog(TenantOwned):
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     delivery_count = models.PositiveIntegerField(default=1, help_text="How often the sender delivered this event.")
     attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts.")
-    error = models.TextField(blank=True, default="", help_text="Why it was rejected or why processing failed.")
+    error = models.TextField(
+        blank=True, default="", help_text="Why it was rejected or why processing failed: a sentence tenant users see."
+    )
+    traceback = models.TextField(
+        blank=True, default="", help_text="The last processing failure's traceback, for operators only."
+    )
     received_at = models.DateTimeField(auto_now_add=True)
     last_delivery_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)

@@ -1,24 +1,36 @@
-"""Processing one stored delivery, exactly once in effect.
+"""Processing one stored delivery, exactly once in effect, in three steps:
 
-The claim, the handler's writes and the ``processed`` mark are one transaction under a row lock:
-a worker killed half-way rolls all of it back and the redelivered task starts clean; two
-deliveries of the same task serialise on the lock and the second finds the row processed.
-Side effects outside the database (e-mail, Brevo) are queued on commit, so they follow only a
-committed result.
+1. *Read and check* (a short transaction, no lock): the row, its integration (without decrypting
+   credentials unless the event type has a fetcher), the payload parsed and validated against the
+   event type's schema. What does not fit is ``malformed`` at once.
+2. *Fetch* (no transaction, no lock): a handler that needs the platform (``Provider.fetchers``)
+   gets its answer now, so no row lock or transaction is ever held while we wait on a platform, and
+   a redelivery's duplicate counter never waits behind an HTTP call.
+3. *Claim and write* (one transaction under the row lock): the claim, the handler's writes and the
+   ``processed`` mark. A worker killed half-way rolls all of it back and the redelivered task
+   starts clean; two deliveries of the same task serialise on the lock and the second finds the
+   row processed. Side effects outside the database (e-mail, Brevo) are queued on commit.
+
+A failure no retry can fix (``outcome_of``) is ``malformed`` or ``dead`` at once with its reason;
+any other is ``failed`` and retried with backoff. ``error`` holds the sentence tenant users see,
+``traceback`` the details for operators.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import traceback
 
 from django.conf import settings
+from django.db import DataError
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from contacts.provenance import delivery_scope
+from contacts.values import InvalidValue
 from integrations.models import TenantIntegration
-from integrations.providers.base import Event
+from integrations.providers.base import Event, Handler, Malformed, PermanentError, Provider
 from integrations.registry import PROVIDERS, get_provider
 from tenants.context import tenant_context
 from webhooks.models import WebhookLog
@@ -26,6 +38,10 @@ from webhooks.models import WebhookLog
 log = logging.getLogger(__name__)
 
 PROCESSABLE = (WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED)
+#: Encrypted columns of an integration: never loaded unless a fetcher needs the credentials.
+WEBHOOK_SECRETS = ("webhook_secret", "previous_webhook_secret")
+ENCRYPTED = ("credentials", *WEBHOOK_SECRETS)
+TRACEBACK_LIMIT = 16000
 
 
 class NothingToDo(Exception):
@@ -34,50 +50,111 @@ class NothingToDo(Exception):
 
 def process(log_id: int, tenant_id: str) -> str:
     """Run the row's handler. Returns the final status; raises what the handler raised."""
+    provider, handler, event = _read(log_id, tenant_id)
+    fetcher = provider.fetchers.get(event.log.event_type)
+    if fetcher is not None:
+        event.fetched = fetcher(event)  # outside any transaction: see the module's docstring
+    return _claim_and_write(log_id, tenant_id, handler, event)
+
+
+def _read(log_id: int, tenant_id: str) -> tuple[Provider, Handler, Event]:
     with tenant_context(tenant_id):
-        row = WebhookLog.objects.select_for_update().filter(pk=log_id).first()
-        if row is None or row.status not in PROCESSABLE:
-            raise NothingToDo(row.status if row else "missing")
+        row = _processable(WebhookLog.objects.filter(pk=log_id))
         provider = get_provider(row.source)
-        integration = TenantIntegration.objects.select_related("tenant").get(provider=row.source)
         handler = provider.handler_for(row.event_type)
-        row.status, row.attempts = WebhookLog.Status.PROCESSING, row.attempts + 1
+        if handler is None:
+            raise PermanentError(f"no handler for the {provider.label} event type {row.event_type!r}")
+        unused = WEBHOOK_SECRETS if row.event_type in provider.fetchers else ENCRYPTED
+        integration = TenantIntegration.objects.select_related("tenant").defer(*unused).get(provider=row.source)
+    try:
         payload = provider.parse(bytes(row.body))
+    except (ValueError, RecursionError) as exc:
+        raise Malformed(f"the {provider.label} delivery is not a JSON object") from exc
+    data = provider.validate(row.event_type, payload)
+    return provider, handler, Event(payload=payload, data=data, log=row, integration=integration)
+
+
+def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event) -> str:
+    with tenant_context(tenant_id):
+        row = _processable(WebhookLog.objects.select_for_update().defer("body", "headers").filter(pk=log_id))
+        row.status, row.attempts = WebhookLog.Status.PROCESSING, row.attempts + 1
+        event.log = row
         with delivery_scope(row.pk, row.source):  # the contact's page lists the deliveries that made it
-            handler(Event(payload=payload, log=row, integration=integration))
+            handler(event)
         now = timezone.now()
-        row.status, row.error, row.processed_at = WebhookLog.Status.PROCESSED, "", now
-        row.save(update_fields=["status", "attempts", "error", "processed_at", "updated_at"])
+        row.status, row.error, row.traceback, row.processed_at = WebhookLog.Status.PROCESSED, "", "", now
+        row.save(update_fields=["status", "attempts", "error", "traceback", "processed_at", "updated_at"])
         # Throttled: one write a minute per integration, not one per event (a hot row under load).
-        TenantIntegration.objects.filter(pk=integration.pk).filter(
+        TenantIntegration.objects.filter(pk=event.integration.pk).filter(
             Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - timezone.timedelta(seconds=60))
         ).update(last_event_at=now)
         return row.status
 
 
-def record_failure(log_id: int, tenant_id: str, error: BaseException, final: bool | None) -> None:
-    """After a failed attempt (its transaction rolled back): count it and keep the reason.
+def _processable(rows) -> WebhookLog:
+    row = rows.first()
+    if row is None or row.status not in PROCESSABLE:
+        raise NothingToDo(row.status if row else "missing")
+    return row
 
+
+def outcome_of(error: BaseException) -> str | None:
+    """``malformed`` or ``dead`` for a failure no retry can fix, ``None`` for one worth retrying.
+
+    Malformed: the delivery does not fit its schema, or a value cannot be stored as meant
+    (``Malformed``, ``InvalidValue``). Dead: a handler said so (``PermanentError``: a refused
+    ``api_url``), or the database refused a value (``DataError``: too long, out of range; an
+    unencodable string), which the same body will always be. Everything else (a platform's 5xx or
+    429, a timeout, the database gone, a bug a deploy fixes) is retried."""
+    if isinstance(error, (Malformed, InvalidValue)):
+        return WebhookLog.Status.MALFORMED
+    if isinstance(error, (PermanentError, DataError, UnicodeError)):
+        return WebhookLog.Status.DEAD
+    return None
+
+
+def reason_of(error: BaseException) -> str:
+    """The sentence tenant users see: our own message for what we refused, else the class too."""
+    if isinstance(error, (PermanentError, InvalidValue)):
+        return str(error)[:2000] or error.__class__.__name__
+    return f"{error.__class__.__name__}: {error}"[:2000]
+
+
+def traceback_of(error: BaseException) -> str:
+    """The formatted traceback (with its causes: a schema's full error list), its end kept."""
+    text = "".join(traceback.format_exception(error))
+    return text if len(text) <= TRACEBACK_LIMIT else "…" + text[-TRACEBACK_LIMIT:]
+
+
+def record_failure(log_id: int, tenant_id: str, error: BaseException, final: bool | None) -> str | None:
+    """After a failed attempt (its transaction rolled back): count it, keep the reason and the
+    traceback, and return the row's new status (``None``: another delivery finished it meanwhile).
+
+    A failure no retry can fix is ``malformed`` or ``dead`` whatever ``final`` says. Otherwise
     ``final=None`` decides by the row's own count of attempts (in-process mode, where no Celery
     retry counter exists): ``dead`` once it has had ``WEBHOOK_MAX_RETRIES`` + 1 attempts."""
-    if final is None:
+    permanent = outcome_of(error)
+    if permanent is not None:
+        status = Value(permanent)
+    elif final is None:
         status = Case(
             When(attempts__gte=settings.WEBHOOK_MAX_RETRIES, then=Value(WebhookLog.Status.DEAD)),
             default=Value(WebhookLog.Status.FAILED),
         )
     else:
-        status = WebhookLog.Status.DEAD if final else WebhookLog.Status.FAILED
-    message = f"{error.__class__.__name__}: {error}"[:2000]
+        status = Value(WebhookLog.Status.DEAD if final else WebhookLog.Status.FAILED)
+    message = reason_of(error)
     with tenant_context(tenant_id):
         counted = WebhookLog.objects.filter(pk=log_id, status__in=PROCESSABLE).update(
-            status=status, attempts=F("attempts") + 1, error=message, updated_at=timezone.now()
+            status=status, attempts=F("attempts") + 1, error=message, traceback=traceback_of(error),
+            updated_at=timezone.now(),
         )
         # Nothing counted: another delivery of the task finished the row meanwhile; not a failure.
-        row = WebhookLog.objects.filter(pk=log_id).only("source").first() if counted else None
-        if row is not None:
-            TenantIntegration.objects.filter(provider=row.source).update(
-                last_error=message, last_error_at=timezone.now()
-            )
+        row = WebhookLog.objects.filter(pk=log_id).only("source", "status").first() if counted else None
+        if row is None:
+            return None
+        TenantIntegration.objects.filter(provider=row.source).update(last_error=message, last_error_at=timezone.now())
+        return row.status
 
 
 def retry_delay(retries: int) -> float:
@@ -101,7 +178,9 @@ def replay(row: WebhookLog) -> bool:
     provider = PROVIDERS.get(row.source)  # a row of a provider removed since: nothing to run it
     if provider is None or provider.handler_for(row.event_type) is None:
         return False
-    WebhookLog.objects.filter(pk=row.pk).update(status=WebhookLog.Status.RECEIVED, error="", updated_at=timezone.now())
+    WebhookLog.objects.filter(pk=row.pk).update(
+        status=WebhookLog.Status.RECEIVED, error="", traceback="", updated_at=timezone.now()
+    )
     enqueue_on_commit(process_webhook, row.pk, str(row.tenant_id))
     return True
 

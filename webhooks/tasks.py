@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 def process_webhook(self, log_id: int, tenant_id: str) -> str:
     """Process one stored delivery in its tenant's context; retry with backoff, ``dead`` at the end.
 
-    ``acks_late``: the message is acknowledged after the task returns, so a worker killed
-    mid-task leaves it to be delivered again; ``processing.process`` makes that safe.
+    A failure no retry can fix (``processing.outcome_of``) ends the row ``malformed`` or ``dead``
+    on the spot, without a retry. ``acks_late``: the message is acknowledged after the task
+    returns, so a worker killed mid-task leaves it to be delivered again; ``processing.process``
+    makes that safe.
     """
     try:
         return process(log_id, tenant_id)
@@ -25,17 +27,13 @@ def process_webhook(self, log_id: int, tenant_id: str) -> str:
         return f"skipped ({exc})"
     except Exception as exc:
         retries = self.request.retries
-        log.warning("webhook %s failed (attempt %d): %s", log_id, retries + 1, exc.__class__.__name__)
-        if self.request.is_eager:
-            # In-process mode (no broker) does not sleep inside a request: the row stays
-            # "failed" for the sweeper or a replay, and is "dead" after as many attempts as a
-            # worker would make.
-            record_failure(log_id, tenant_id, exc, final=None)
-            return "failed"
-        final = retries >= settings.WEBHOOK_MAX_RETRIES
-        record_failure(log_id, tenant_id, exc, final=final)
-        if final:
-            return "dead"
+        # In-process mode (no broker) does not sleep inside a request: the row stays "failed" for
+        # the sweeper or a replay, and is "dead" after as many attempts as a worker would make.
+        final = None if self.request.is_eager else retries >= settings.WEBHOOK_MAX_RETRIES
+        status = record_failure(log_id, tenant_id, exc, final=final)
+        log.warning("webhook %s failed (attempt %d, now %s): %s", log_id, retries + 1, status, exc.__class__.__name__)
+        if status != WebhookLog.Status.FAILED or self.request.is_eager:
+            return status or "skipped (finished meanwhile)"
         # A platform's own "come back in N seconds" (a 429) wins over our backoff when longer.
         countdown = max(getattr(exc, "retry_after", 0), retry_delay(retries))
         raise self.retry(countdown=countdown, exc=exc)

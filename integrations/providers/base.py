@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 TEST_EVENT_TYPE = "engarde.test"
 
 
+class PermanentError(Exception):
+    """A handler failure that no retry can fix (a refused ``api_url``, a value we can never
+    store): processing marks the row ``dead`` at once, with this message as the reason. Anything
+    else a handler raises is taken as transient and retried with backoff."""
+
+
+class Malformed(PermanentError):
+    """The delivery does not fit what its handler reads: the row is ``malformed`` at once. The
+    message is one sentence for the tenant that names the field (``the Stripe event has no
+    `data.object```); ``Provider.validate`` raises it from a schema's errors, and a handler may
+    raise it for a rule across fields ("the lead has no e-mail")."""
+
+
 class VerificationFailed(Exception):
     """A delivery did not prove it came from the tenant's platform account.
 
@@ -44,12 +57,18 @@ class WebhookRequest:
 
 @dataclass
 class Event:
-    """What a handler gets: the parsed payload of one stored delivery, run inside its tenant's context."""
+    """What a handler gets: the parsed payload of one stored delivery, run inside its tenant's context.
+
+    ``data`` is the payload validated by the event type's schema (``Provider.schemas``), ``None``
+    when it has none; ``fetched`` is what the event type's fetcher (``Provider.fetchers``) got from
+    the platform before the row was claimed, ``None`` when it has none."""
 
     payload: Any
     log: "WebhookLog"
     integration: "TenantIntegration"
     extra: dict = field(default_factory=dict)
+    data: Any = None
+    fetched: Any = None
 
     @property
     def tenant(self):
@@ -57,6 +76,8 @@ class Event:
 
 
 Handler = Callable[[Event], None]
+#: Calls the platform for what the handler needs; runs outside any transaction, returns the answer.
+Fetcher = Callable[[Event], Any]
 
 
 def body_hash(body: bytes) -> str:
@@ -167,6 +188,14 @@ class Provider:
     # --- webhooks --------------------------------------------------------------------------
     #: event type -> handler; a module-level dict in the provider's ``handlers.py``.
     handlers: Mapping[str, Handler] = {}
+    #: event type -> pydantic model of what its handler reads (``integrations.providers.schema``);
+    #: a module-level dict in the provider's ``schemas.py``. Checked before the handler runs.
+    schemas: Mapping[str, type] = {}
+    #: event type -> fetcher, for handlers that need the platform's API (Eventbrite's ``api_url``).
+    #: Processing runs the fetcher *before* it claims the row, outside any transaction and row
+    #: lock, and hands its answer to the handler as ``event.fetched``. Only for these event types
+    #: are the tenant's credentials loaded (and so decrypted) at all.
+    fetchers: Mapping[str, Fetcher] = {}
     #: event types we know and deliberately do nothing with (stored as ``ignored``).
     ignored_events: frozenset[str] = frozenset()
     #: header or query parameter a token platform sends its token in.
@@ -240,6 +269,21 @@ class Provider:
         type: it passes verification and parsing, is stored as ``ignored`` and creates nothing.
         Default: the type under ``type`` and ``event`` (what most platforms use), the id under ``id``."""
         return {"id": event_id, "type": TEST_EVENT_TYPE, "event": TEST_EVENT_TYPE}
+
+    def validate(self, event_type: str, payload: Any) -> Any:
+        """The payload as the event type's schema model (``None`` without a schema), or
+        ``Malformed`` with a sentence naming the first field that does not fit."""
+        from pydantic import ValidationError
+
+        from integrations.providers.schema import describe
+
+        schema = self.schemas.get(event_type)
+        if schema is None:
+            return None
+        try:
+            return schema.model_validate(payload)
+        except ValidationError as exc:
+            raise Malformed(describe(exc, f"the {self.label} {event_type} event")) from exc
 
     def test_delivery_auth(self, body: bytes, secret: str) -> tuple[dict, dict]:
         """Headers and query parameters that authenticate ``body`` with ``secret`` as the platform

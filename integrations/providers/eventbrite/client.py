@@ -13,13 +13,15 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from integrations.http import ApiError, RateLimited, make_session, retry_after_seconds
+from integrations.providers.base import PermanentError
 
 # Eventbrite object paths are ids and words: /v3/orders/123/, /v3/events/1/attendees/2/.
 PLAIN_PATH = re.compile(r"[A-Za-z0-9_\-/]+")
 
 
-class UnsafeApiUrl(ValueError):
-    """The delivery named a URL outside the Eventbrite API: it is never requested."""
+class UnsafeApiUrl(PermanentError, ValueError):
+    """The delivery named a URL outside the Eventbrite API: it is never requested, and the row is
+    dead at once (the same body names the same URL on every retry)."""
 
 
 class EventbriteClient:

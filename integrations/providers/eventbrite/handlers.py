@@ -1,9 +1,11 @@
 """Eventbrite deliveries → contacts, sign-ups and check-ins.
 
 A delivery says only what happened and where to look (``config.action``, ``api_url``): each
-handler fetches the object with the tenant's private token (``client.py``, which refuses any URL
-outside the Eventbrite API) and works from what Eventbrite answers now. A fetch that fails raises,
-so the row is retried and never marked processed on partial knowledge.
+event type's fetcher (``FETCHERS``) gets the object with the tenant's private token (``client.py``,
+which refuses any URL outside the Eventbrite API) before the row is claimed, outside any
+transaction, and the handler works from that answer (``event.fetched``). A fetch that fails raises,
+so the row is retried and never marked processed on partial knowledge; a refused ``api_url`` is
+dead at once (no retry makes it safe).
 """
 
 from contacts.services import add_pending_signup, record_activity, upsert_contact
@@ -13,6 +15,10 @@ from integrations.providers.eventbrite.client import EventbriteClient
 def _fetch(event, expand: str = "") -> dict:
     client = EventbriteClient(event.integration.value("private_token"))
     return client.get(event.payload.get("api_url"), expand=expand)
+
+
+def fetch_order(event) -> dict:
+    return _fetch(event, expand="attendees")
 
 
 def _contact(person: dict):
@@ -28,7 +34,7 @@ def order_placed(event) -> None:
     """One contact and one sign-up per attendee that holds a ticket (keyed on the attendee id, so
     ``order.updated`` and redeliveries add nothing twice). An order fetched without attendees, or
     whose attendees carry no e-mail of their own, signs up its buyer under the order id."""
-    order = _fetch(event, expand="attendees")
+    order = event.fetched
     order_id = str(order.get("id") or "")
     attendees = [a for a in order.get("attendees") or [] if isinstance(a, dict)]
     holding = [a for a in attendees if not (a.get("cancelled") or a.get("refunded"))]
@@ -48,7 +54,7 @@ def order_placed(event) -> None:
 
 
 def _attendee(event):
-    attendee = _fetch(event)
+    attendee = event.fetched
     profile = attendee.get("profile") or {}
     if not profile.get("email"):
         raise ValueError(f"attendee {attendee.get('id')} has no e-mail")
@@ -74,6 +80,12 @@ HANDLERS = {
     "order.updated": order_placed,
     "attendee.updated": attendee_updated,
     "attendee.checked_in": attendee_checked_in,
+}
+FETCHERS = {
+    "order.placed": fetch_order,
+    "order.updated": fetch_order,
+    "attendee.updated": _fetch,
+    "attendee.checked_in": _fetch,
 }
 # Eventbrite's other actions, and the dashboard's "test" delivery: stored, nothing to do.
 IGNORED_EVENTS = frozenset({

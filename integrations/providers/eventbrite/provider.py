@@ -13,7 +13,7 @@ from django.conf import settings
 
 from integrations.http import get_with_bearer
 from integrations.providers.base import TEST_EVENT_TYPE, CredentialField, Provider, WebhookAuth
-from integrations.providers.eventbrite.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.eventbrite.handlers import FETCHERS, HANDLERS, IGNORED_EVENTS
 
 
 class EventbriteProvider(Provider):
@@ -28,6 +28,7 @@ class EventbriteProvider(Provider):
         CredentialField("private_token", "Private token", help_text="Used to fetch each delivery's api_url."),
     )
     handlers = HANDLERS
+    fetchers = FETCHERS
     ignored_events = IGNORED_EVENTS
     token_in_header = False
 

@@ -8,102 +8,96 @@ new holder; ``transfer.to`` is read too).
 Amounts: ``total_amount`` is read as currency units (45.00 for $45), the form the documents show.
 A tenant whose deliveries carry whole cents sets ``amount_unit`` to "cents"; even then only whole
 numbers are divided, since 45.50 cannot be a count of cents.
+
+Handlers read ``event.data``, the payload validated by ``schemas.py``: a delivery that does not fit
+is ``malformed`` before any of this runs.
 """
 
-from decimal import Decimal, InvalidOperation
-
-from django.utils.dateparse import parse_datetime
+from decimal import Decimal
 
 from contacts.models import Payment
-from contacts.services import (
-    add_pending_signup,
-    from_minor_units,
-    mark_refunded,
-    record_activity,
-    record_payment,
-    upsert_contact,
-)
+from contacts.money import parse_amount
+from contacts.services import add_pending_signup, mark_refunded, record_activity, record_payment, upsert_contact
+from integrations.providers.base import Malformed
+
+DEFAULT_CURRENCY = "USD"
 
 
 def _person(details):
     """The tenant's contact for a Posh customer or holder, or None when it carries no e-mail."""
-    if not isinstance(details, dict) or not details.get("email"):
+    if details is None or not details.email:
         return None
-    contact, _ = upsert_contact(
-        source="poshvip", email=details["email"], first_name=details.get("first_name") or "",
-        last_name=details.get("last_name") or "", phone=details.get("phone") or "",
-    )
+    contact, _ = upsert_contact(source="poshvip", email=details.email, first_name=details.first_name,
+                                last_name=details.last_name, phone=details.phone)
     return contact
 
 
-def _amount(purchase: dict, integration) -> Decimal:
-    raw = purchase.get("total_amount")
-    if raw is None or isinstance(raw, bool):
+def _amount(purchase, integration) -> Decimal:
+    """In currency units. A whole number (``4500``, not ``45.00``) counts cents when the tenant
+    says its deliveries do; the money parser refuses what would be a fraction of a cent."""
+    raw = purchase.total_amount
+    if raw is None:
         return Decimal(0)
-    try:
-        value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise ValueError(f"purchase {purchase.get('id')!r}: total_amount {raw!r} is not a number") from None
-    whole = isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit())
-    if whole and integration.value("amount_unit").strip().lower() == "cents":
-        return from_minor_units(int(value), purchase.get("currency") or "USD")
-    return value
+    whole = raw.as_tuple().exponent >= 0
+    cents = whole and integration.value("amount_unit").strip().lower() == "cents"
+    return parse_amount(raw, _currency(purchase), minor=cents, what="purchase.total_amount")
 
 
-def _record(event, purchase: dict, contact, status=Payment.Status.SUCCEEDED):
-    currency = purchase.get("currency") or "USD"
+def _currency(purchase) -> str:
+    return purchase.currency or DEFAULT_CURRENCY
+
+
+def _record(event, purchase, contact, status=Payment.Status.SUCCEEDED):
     return record_payment(
-        payment_event_id=f"poshvip:{purchase['id']}", source="poshvip", amount=_amount(purchase, event.integration),
-        currency=currency, status=status, contact=contact, external_id=str(purchase["id"]),
-        description=purchase.get("event_name") or "", metadata={"event_id": purchase.get("event_id") or ""},
-        occurred_at=parse_datetime(str(event.payload.get("created_at") or "")),
+        payment_event_id=f"poshvip:{purchase.id}", source="poshvip", amount=_amount(purchase, event.integration),
+        currency=_currency(purchase), status=status, contact=contact, external_id=purchase.id,
+        description=purchase.event_name, metadata={"event_id": purchase.event_id},
+        occurred_at=event.data.created_at,
     )
 
 
 def purchase_created(event):
-    purchase = event.payload["purchase"]
-    contact = _person(purchase.get("customer"))
+    purchase = event.data.purchase
+    contact = _person(purchase.customer)
     if _amount(purchase, event.integration) > 0:  # a free RSVP is a sign-up, not a payment
         _record(event, purchase, contact)
     if contact is not None:
         add_pending_signup(
-            contact=contact, source="poshvip", external_id=str(purchase["id"]),
-            metadata={"event_id": purchase.get("event_id") or "", "event_name": purchase.get("event_name") or "",
-                      "tickets": purchase.get("tickets") or []},
+            contact=contact, source="poshvip", external_id=purchase.id,
+            metadata={"event_id": purchase.event_id, "event_name": purchase.event_name, "tickets": purchase.tickets},
         )
 
 
 def purchase_refunded(event):
-    purchase = event.payload["purchase"]
-    external_id = str(purchase["id"])
-    if mark_refunded(source="poshvip", external_id=external_id) or _amount(purchase, event.integration) <= 0:
+    purchase = event.data.purchase
+    if mark_refunded(source="poshvip", external_id=purchase.id) or _amount(purchase, event.integration) <= 0:
         return
     # A refund for a purchase we never saw (connected later): record it so the books are complete.
-    _record(event, purchase, _person(purchase.get("customer")), status=Payment.Status.REFUNDED)
-    mark_refunded(source="poshvip", external_id=external_id)
+    _record(event, purchase, _person(purchase.customer), status=Payment.Status.REFUNDED)
+    mark_refunded(source="poshvip", external_id=purchase.id)
 
 
 def _ticket_details(event) -> dict:
-    purchase, ticket = event.payload["purchase"], event.payload.get("ticket") or {}
+    purchase, ticket = event.data.purchase, event.data.ticket
     # Keyed on the stored event id (purchase, event, ticket): a replay finds its entry and adds none.
-    return {"key": f"poshvip:{event.log.event_id}", "purchase_id": str(purchase["id"]),
-            "ticket_id": str(ticket.get("id") or ""), "event_name": purchase.get("event_name") or ""}
+    return {"key": f"poshvip:{event.log.event_id}", "purchase_id": purchase.id,
+            "ticket_id": ticket.id if ticket else "", "event_name": purchase.event_name}
 
 
 def ticket_checked_in(event):
-    ticket = event.payload.get("ticket") or {}
-    contact = _person(ticket.get("holder")) or _person(event.payload["purchase"].get("customer"))
+    ticket, purchase = event.data.ticket, event.data.purchase
+    contact = _person(ticket.holder if ticket else None) or _person(purchase.customer)
     if contact is None:
-        raise ValueError("check-in without a holder or customer e-mail")
+        raise Malformed("the Posh.VIP check-in has no `ticket.holder.email` and no `purchase.customer.email`")
     record_activity(contact, "checked_in", **_ticket_details(event))
 
 
 def ticket_transferred(event):
-    ticket = event.payload.get("ticket") or {}
-    giver = _person(event.payload["purchase"].get("customer"))
-    holder = _person(ticket.get("holder") or (event.payload.get("transfer") or {}).get("to"))
+    data = event.data
+    giver = _person(data.purchase.customer)
+    holder = _person((data.ticket.holder if data.ticket else None) or (data.transfer.to if data.transfer else None))
     if giver is None and holder is None:
-        raise ValueError("transfer without a customer or holder e-mail")
+        raise Malformed("the Posh.VIP transfer has no `purchase.customer.email` and no `ticket.holder.email`")
     details = _ticket_details(event)
     if giver is not None:
         record_activity(giver, "transferred", direction="out", to_email=holder.email if holder else "", **details)

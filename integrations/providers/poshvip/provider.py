@@ -16,6 +16,7 @@ from integrations.providers.base import (
     hmac_sha256_hex,
 )
 from integrations.providers.poshvip.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.poshvip.schemas import SCHEMAS
 
 SIGNATURE_HEADER = "X-Posh-Signature"
 
@@ -35,6 +36,7 @@ class PoshVipProvider(Provider):
         ),
     )
     handlers = HANDLERS
+    schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
 
     def verify(self, request, integration):

@@ -5,21 +5,16 @@ from decimal import Decimal
 
 from django import template
 
-from contacts.services import THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES
+from contacts.money import minor_unit_places
 
 register = template.Library()
-
-
-def minor_digits(currency: str) -> int:
-    currency = (currency or "").upper()
-    return 0 if currency in ZERO_DECIMAL_CURRENCIES else 3 if currency in THREE_DECIMAL_CURRENCIES else 2
 
 
 @register.filter
 def money(amount, currency: str = "") -> str:
     if amount is None:
         return ""
-    digits = minor_digits(currency)
+    digits = minor_unit_places((currency or "").upper())
     return f"{Decimal(amount):,.{digits}f} {(currency or '').upper()}".strip()
 
 

@@ -22,6 +22,25 @@ class TenantQuerySet(models.QuerySet):
             obj.stamp_tenant()
         return super().bulk_create(objs, *args, **kwargs)
 
+    def update(self, **kwargs):
+        self._check_relations(kwargs)
+        return super().update(**kwargs)
+
+    def _check_relations(self, values):
+        """An update may only point rows at rows of their own tenant (``stamp_tenant`` does the
+        same for saves): the target's tenant is looked up, and every updated row must share it."""
+        from tenants.models import tenant_relations
+
+        for field in tenant_relations(self.model):
+            target = values.get(field.name, values.get(field.attname))
+            if target is None or hasattr(target, "resolve_expression"):
+                continue
+            target_pk = getattr(target, "pk", target)
+            owners = field.related_model._base_manager.filter(pk=target_pk).values_list("tenant_id", flat=True)
+            owner = next(iter(owners), None)
+            if owner is None or self.exclude(tenant_id=owner).exists():
+                raise TenantNotSet(f"{self.model.__name__}.{field.name} would point at another tenant's row")
+
     def raw(self, raw_query, params=(), translations=None, using=None):
         queryset = super().raw(raw_query, params=params, translations=translations, using=using)
         queryset.query = TenantRawQuery(raw_query, queryset.db, params=params, model=self.model)

@@ -87,16 +87,30 @@ class TenantOwned(models.Model):
             self.tenant_id = uuid.UUID(active)
         elif active is not None and str(self.tenant_id) != active:
             raise TenantNotSet(f"{type(self).__name__} of another tenant cannot be written here")
-        # A relation to another tenant-owned row must stay inside the tenant.
-        for field in self._meta.concrete_fields:
-            if field.is_relation and field.is_cached(self) and issubclass(field.related_model, TenantOwned):
+        # A relation to another tenant-owned row must stay inside the tenant: a loaded row is
+        # compared, an id alone is looked up in this tenant (PostgreSQL's composite foreign keys
+        # refuse it too; on SQLite this is the only wall).
+        for field in tenant_relations(type(self)):
+            if field.is_cached(self):
                 related = field.get_cached_value(self)
                 if related is not None and related.tenant_id != self.tenant_id:
                     raise TenantNotSet(f"{type(self).__name__}.{field.name} points at another tenant")
+            elif (value := getattr(self, field.attname)) is not None:
+                if not field.related_model._base_manager.filter(pk=value, tenant_id=self.tenant_id).exists():
+                    raise TenantNotSet(f"{type(self).__name__}.{field.name} points at no row of this tenant")
 
     def save(self, *args, **kwargs):
         self.stamp_tenant()
         super().save(*args, **kwargs)
+
+
+def tenant_relations(model) -> list:
+    """The foreign keys of a tenant-owned model to other tenant-owned models: each needs a
+    composite key ``(tenant_id, …_id)`` (``tenants.rls.AddTenantForeignKey``)."""
+    return [
+        field for field in model._meta.concrete_fields
+        if field.is_relation and field.name != "tenant" and issubclass(field.related_model, TenantOwned)
+    ]
 
 
 class Membership(TenantOwned):

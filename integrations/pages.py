@@ -8,12 +8,14 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from integrations.forms import IntegrationForm, integration_form_for
 from integrations.http import ApiError, RateLimited
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
+from integrations.state import platform_state, state_of
 from tenants.decorators import can_administer, tenant_page
 from tenants.staff import ROTATE_SECRETS, acting_as_staff, staff_allowed
 from webhooks.models import WebhookLog
@@ -90,6 +92,7 @@ def render_setup(request, provider, integration, form, new_token: str = "", stat
         summary.append((provider.webhook_secret_label, (integration.masked("webhook_secret") if integration else "") or "not set"))
     response = render(request, "integrations/setup.html", {
         "summary": summary, "new_token": new_token,
+        "state": state_of(integration) if integration else platform_state(provider, None),
         "section": "dashboard", "provider": provider, "integration": integration, "form": form,
         "webhook_url": url, "steps": provider.setup_steps(url) if url else provider.setup_steps(""),
         "deliveries": deliveries, "can_edit": can_administer(request),
@@ -110,15 +113,34 @@ def check_connection(request, provider_name: str):
         raise Http404("Nothing to check.")
     try:
         detail = provider.check_connection(integration)
-    except RateLimited as exc:
+    except RateLimited as exc:  # not a failed connection: the platform asks us to wait
         messages.error(request, f"{provider.label} is rate-limiting us; try again in {exc.retry_after:.0f} s.")
-    except ApiError as exc:  # our own message: status and path, never a credential
-        messages.error(request, f"{provider.label} did not accept the connection: {exc}")
-    except (requests.RequestException, OSError) as exc:
-        # Only the class: some of these quote a header value, which may hold a credential.
-        messages.error(request, f"{provider.label} could not be reached ({exc.__class__.__name__}).")
-    except ValueError as exc:  # the provider's own "enter … first"
-        messages.error(request, f"{provider.label}: {exc}.")
+    except (ApiError, requests.RequestException, OSError, ValueError) as exc:
+        sentence = check_failure_sentence(provider, exc)
+        record_check(integration, sentence)
+        messages.error(request, sentence)
     else:
+        record_check(integration, "")
         messages.success(request, f"{provider.label} answered: {detail or 'connection works'}.")
     return redirect("setup", provider.name)
+
+
+def check_failure_sentence(provider, exc: Exception) -> str:
+    """Why "check connection" failed, as a sentence for the tenant (never an exception's name, and
+    never a request's text, which may quote a header holding a credential)."""
+    if isinstance(exc, ApiError):  # our own message: the status and the path, never a credential
+        return f"{provider.label} did not accept the connection: {exc}."
+    if isinstance(exc, requests.Timeout):
+        return f"{provider.label} did not answer in time. Try again in a minute."
+    if isinstance(exc, (requests.RequestException, OSError)):
+        return f"{provider.label} could not be reached. Check the address, or try again in a minute."
+    return f"{provider.label}: {exc}."  # the provider's own "enter … first"
+
+
+def record_check(integration, sentence: str) -> None:
+    """A failed check makes the platform "failing" with its reason, the same for every platform
+    (``integrations.state``); a check that works clears it."""
+    now = timezone.now()
+    TenantIntegration.objects.filter(pk=integration.pk).update(
+        last_error=sentence, last_error_at=now if sentence else None, updated_at=now
+    )

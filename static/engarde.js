@@ -19,3 +19,8 @@ document.addEventListener("change", (event) => {
   if (!all) return;
   document.querySelectorAll(`input[name="${all.dataset.selectAll}"]`).forEach((box) => { box.checked = all.checked; });
 });
+// The dashboard's "not connected" platforms: folded away on a phone, open on a wider screen.
+document.addEventListener("DOMContentLoaded", () => {
+  const phone = window.matchMedia("(max-width: 600px)").matches;
+  document.querySelectorAll("details[data-fold-on-phone]").forEach((fold) => { fold.open = !phone; });
+});

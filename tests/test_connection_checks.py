@@ -1,5 +1,7 @@
 """“Check connection”: each API platform is called with the tenant's own credentials (local fakes)."""
 
+import re
+
 import pytest
 import responses
 from django.conf import settings
@@ -108,7 +110,7 @@ def test_missing_credentials_are_said_before_any_call(world, name):
 @responses.activate
 def test_the_setup_page_button_reports_the_answer(world, client):
     creds, method, url, answer, words = CASES["stripe"]
-    connect(world.acme, "stripe", **creds)
+    connect(world.acme, "stripe", "whsec_acme_check_0123456789", **creds)
     responses.add(method, url(), json=answer)
     client.force_login(world.bob)  # members look; checking calls out with the tenant's credentials
     assert client.post("/setup/stripe/check/").status_code == 403
@@ -121,6 +123,25 @@ def test_the_setup_page_button_reports_the_answer(world, client):
     responses.replace(method, url(), json={}, status=401)
     text = client.post("/setup/stripe/check/", follow=True).content.decode()
     assert "did not accept" in text and "401" in text
+    # The failed check makes Stripe "failing" with that sentence, on the setup page and the dashboard.
+    assert 'data-testid="connection-state">Failing' in text
+    assert '<span class="state failing">Failing</span>' in client.get("/").content.decode()
+    responses.replace(method, url(), json=answer)
+    text = client.post("/setup/stripe/check/", follow=True).content.decode()
+    assert 'data-testid="connection-state">Connected' in text  # working again: the error is gone
+
+
+@pytest.mark.parametrize("name", ["brevo", "meta", "zoom"])
+def test_a_failed_check_sets_the_same_state_for_every_platform(world, client, name):
+    creds, method, url, answer, words = CASES[name]
+    connect(world.acme, name, "whsec_or_token_0123456789" if get_provider(name).receives_webhooks else "", **creds)
+    client.force_login(world.alice)
+    with responses.RequestsMock() as fake:
+        fake.add(method, url(), json={}, status=401)
+        text = client.post(f"/setup/{name}/check/", follow=True).content.decode()
+    assert 'data-testid="connection-state">Failing' in text
+    shown = re.search(r'<ul class="messages">(.*?)</ul>', text, re.S).group(1)
+    assert "did not accept the connection" in shown and not re.search(r"[A-Z]\w*(Error|Exception)\b", shown)
 
 
 @pytest.mark.parametrize("url", [
@@ -154,5 +175,5 @@ def test_an_exception_quoting_a_header_is_not_shown(world, client):
         integration.save()
     client.force_login(world.alice)
     text = client.post("/setup/stripe/check/", follow=True).content.decode()
-    assert "could not be reached (InvalidHeader)" in text or "InvalidHeader" in text
-    assert "break-SECRET" not in text
+    assert "Stripe could not be reached. Check the address, or try again in a minute." in text
+    assert "InvalidHeader" not in text and "break-SECRET" not in text  # a sentence, no exception name

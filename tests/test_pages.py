@@ -69,7 +69,7 @@ def state_of(page: str, name: str) -> tuple[str, str]:
 
 
 def delivery_status(page: str) -> str:
-    return re.search(r'data-testid="delivery-status"[^>]*>\s*(\w+)', page).group(1)
+    return re.search(r'data-testid="delivery-status"[^>]*>\s*(\w+)', page).group(1).lower()
 
 
 def make_row(tenant, event_id, source="manychat", status=WebhookLog.Status.PROCESSED, **fields) -> WebhookLog:
@@ -237,8 +237,12 @@ def test_dashboard_lists_every_platform_with_its_state(world, posh, monkeypatch)
         "meta": ("not-connected", "Not connected"),
         "brevo": ("not-connected", "Not connected"),
     }
-    posh_card = platform_card(page, "poshvip")
+    posh_card = re.sub(r"<[^>]+>", "", platform_card(page, "poshvip"))
     assert "1 event today" in posh_card and "Last event: 0\xa0minutes ago" in posh_card
+    assert "0 % failed (0 of 1)" in posh_card and 'role="img"' in platform_card(page, "poshvip")
+    # Connected platforms come first; the others are in the fold below them.
+    connected, folded = page.split('data-testid="not-connected-platforms"')
+    assert 'platform-poshvip"' in connected and 'platform-stripe"' in folded and 'platform-stripe"' not in connected
     assert "Last event: none yet" in platform_card(page, "zoom")
     assert "Last error: HttpError: 401 from Eventbrite" in platform_card(page, "eventbrite")
     assert "an old error" not in page

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from integrations.registry import PROVIDERS
 from tenants.decorators import can_administer, tenant_page
 from webhooks import processing
+from webhooks.filters import WebhookLogFilter
 from webhooks.models import WebhookLog, redact_headers
 
 PAGE_SIZE = 50
@@ -17,17 +18,12 @@ REPLAY = "webhooks.change_webhooklog"
 
 @tenant_page(reads=("webhooks.view_webhooklog",))
 def log_list(request):
-    rows = WebhookLog.objects.defer("body", "headers").order_by("-received_at", "-pk")
-    source, status = request.GET.get("source", ""), request.GET.get("status", "")
-    if source:
-        rows = rows.filter(source=source)
-    if status:
-        rows = rows.filter(status=status)
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    form = WebhookLogFilter(request.GET, tenant=request.tenant)
+    page = Paginator(form.queryset(), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "webhooks/log.html", {
-        "section": "log", "page": page, "source": source, "status": status,
-        "sources": [(p.name, p.label) for p in PROVIDERS.values() if p.receives_webhooks],
-        "statuses": WebhookLog.Status.choices, "can_replay": can_administer(request, REPLAY),
+        "section": "log", "page": page, "form": form,
+        "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+        "can_replay": can_administer(request, REPLAY),
     })
 
 

@@ -45,6 +45,7 @@ SHARED_WEBHOOK_SECRET = "whsec_look-alike-secret-0123456789"
 SHARED_EMAIL = "pat@example.com"
 SHARED_MC_ID = "mc-4242"
 SHARED_EVENT_ID = "evt_same_everywhere"
+SHARED_INVITEE = "invitee@example.com"  # a pending invitation at each tenant
 
 
 @pytest.fixture(scope="session")
@@ -102,11 +103,14 @@ def make_user(username, **extra):
 def populate(tenant, owner, member=None):
     from contacts.models import Contact, ContactDelivery, Payment, PendingSignup
     from integrations.models import TenantIntegration
-    from tenants.models import Membership
+    from tenants.models import Invitation, Membership
     from webhooks.models import WebhookLog
 
     with tenant_context(tenant):
         Membership.objects.create(user=owner, role=Membership.Role.OWNER)
+        invitation = Invitation(email=SHARED_INVITEE, invited_by=owner)
+        invitation.new_token()
+        invitation.save()
         if member:
             Membership.objects.create(user=member, role=Membership.Role.MEMBER)
         contact = Contact.objects.create(email=SHARED_EMAIL, first_name="Pat", source="manychat", mc_id=SHARED_MC_ID)

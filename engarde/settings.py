@@ -135,6 +135,9 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # django-axes first: a locked-out account is refused before its password is even checked.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "tenants.backends.EmailOrUsernameBackend"]
 
+# How long an invitation link from a members page works (resending makes a new link).
+INVITATION_VALID_DAYS = env.int("INVITATION_VALID_DAYS", default=7)
+
 # --- Sign-in throttling (django-axes; tenants/lockout.py) ------------------------------------
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))

@@ -9,6 +9,7 @@ from contacts.api import ContactViewSet, PaymentViewSet, PendingSignupViewSet
 from integrations import dashboard
 from integrations import pages as integration_pages
 from integrations.api import IntegrationViewSet
+from tenants import join, members
 from tenants import pages as tenant_pages
 from tenants.api import CurrentTenantView
 from tenants.forms import ResetPasswordForm
@@ -33,9 +34,12 @@ urlpatterns = [
          name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("tenants/pick/", tenant_pages.pick_tenant, name="pick-tenant"),
-    path("members/", tenant_pages.members, name="members"),
-    path("members/invite/", tenant_pages.invite_member, name="invite-member"),
-    path("members/<int:membership_id>/remove/", tenant_pages.remove_member, name="remove-member"),
+    path("members/", members.members, name="members"),
+    path("members/invite/", members.invite_member, name="invite-member"),
+    path("members/<int:membership_id>/remove/", members.remove_member, name="remove-member"),
+    path("members/invitations/<int:invitation_id>/resend/", members.resend_invitation, name="resend-invitation"),
+    path("members/invitations/<int:invitation_id>/cancel/", members.cancel_invitation, name="cancel-invitation"),
+    path("invitations/<slug:tenant_slug>/<str:token>/", join.invitation, name="invitation"),
     path("setup/<str:provider_name>/", integration_pages.setup, name="setup"),
     path("setup/<str:provider_name>/check/", integration_pages.check_connection, name="check-connection"),
     path("webhooks/", webhook_pages.log_list, name="webhook-log"),

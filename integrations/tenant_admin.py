@@ -74,3 +74,6 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.display(description="integrations", ordering="integration_count")
     def integration_count(self, obj):
         return obj.integration_count
+
+# The user admin, with the e-mail asked for (issue 12).
+from tenants import user_admin  # noqa: E402,F401

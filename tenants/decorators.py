@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from tenants.models import Membership
 from tenants.staff import ACT_AS_OWNER, VIEW_TENANT, acting_as_staff, staff_allowed
 
 
@@ -47,7 +48,9 @@ def tenant_page(view=None, *, admin_only=False, reads=(), changes=""):
             if request.tenant is None:
                 if request.user.is_staff:
                     return redirect(f"{reverse('pick-tenant')}?{urlencode({'next': request.get_full_path()})}")
-                return render(request, "tenants/no_tenant.html", status=403)
+                return render(request, "tenants/no_tenant.html", {
+                    "deactivated": Membership.deactivated_tenants_of(request.user),
+                }, status=403)
             if acting_as_staff(request) and not (reads and staff_allowed(request, VIEW_TENANT, *reads)):
                 raise PermissionDenied("Your staff account may not see this tenant's data here.")
             if admin_only and not can_administer(request, changes):

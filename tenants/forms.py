@@ -2,17 +2,18 @@ import unicodedata
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordMixin
 from django.core.exceptions import ValidationError
 
-from tenants.accounts import AmbiguousAccount, find_or_create_user
 from tenants.decorators import acts_as_owner
-from tenants.models import Membership
+from tenants.invitations import account_for, invite
+from tenants.models import Invitation, Membership
 
 
 class InviteForm(forms.Form):
-    """Add someone to the request's tenant. New accounts get an e-mail to choose their password.
-    Only owners (and staff) may make owners."""
+    """Invite someone to the request's tenant, or change the role of someone already in it.
+    Nobody joins without accepting the e-mailed invitation (``tenants.invitations``). Only owners
+    (and staff with ``tenants.act_as_owner``) may make owners, and the last owner stays one."""
 
     email = forms.EmailField()
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
@@ -24,35 +25,35 @@ class InviteForm(forms.Form):
         if not self.acting_is_owner:
             self.fields["role"].choices = [c for c in Membership.Role.choices if c[0] != Membership.Role.OWNER]
 
-    def save(self) -> tuple[Membership, bool]:
-        """Raises ``ValidationError`` (and the form carries it) when the invitation is refused."""
-        try:
-            user, created = find_or_create_user(self.cleaned_data["email"])
-        except AmbiguousAccount as exc:
-            self.add_error("email", exc.message)
-            raise
-        role = self.cleaned_data["role"]
-        existing = Membership.objects.filter(user=user).first()
-        if existing and existing.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+    def clean_email(self):
+        return self.cleaned_data["email"].strip().lower()
+
+    def save(self) -> Membership | Invitation:
+        """The changed membership of someone already here, or the invitation sent. Raises
+        ``ValidationError`` (and the form carries it) when refused."""
+        email, role = self.cleaned_data["email"], self.cleaned_data["role"]
+        user = account_for(email)
+        existing = Membership.objects.filter(user=user).first() if user else None
+        if existing is None:
+            return invite(self.request, email, role)
+        if existing.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
             # Inviting someone already here changes their role: the rules of removing an owner
             # apply to demoting one.
             if not self.acting_is_owner:
                 refusal = "Only an owner can change an owner's role."
             elif Membership.objects.filter(role=Membership.Role.OWNER).count() == 1:
-                refusal = "The last owner must stay an owner."
+                refusal = LAST_OWNER
             else:
                 refusal = ""
             if refusal:
                 self.add_error("role", refusal)
                 raise ValidationError(refusal)
-        membership, _ = Membership.objects.update_or_create(user=user, defaults={"role": role})
-        if created:
-            reset = PasswordResetForm({"email": user.email})
-            if reset.is_valid():
-                # Unusable passwords are skipped by PasswordResetForm.get_users: ask for this one.
-                reset.get_users = lambda email, user=user: [user]
-                reset.save(request=self.request, use_https=self.request.is_secure())
-        return membership, created
+        existing.role = role
+        existing.save(update_fields=["role"])
+        return existing
+
+
+LAST_OWNER = "The last owner must stay an owner."
 
 
 def _same_address(a: str, b: str) -> bool:
@@ -71,3 +72,25 @@ class ResetPasswordForm(PasswordResetForm):
         users = User._default_manager.filter(**{f"{field}__iexact": email, "is_active": True})
         # The exact comparison keeps Django's guard against look-alike Unicode addresses.
         return (user for user in users if _same_address(email, getattr(user, field)))
+
+
+class JoinForm(SetPasswordMixin, forms.Form):
+    """Someone new accepting an invitation: their name and a password (the link proved the address)."""
+
+    first_name = forms.CharField(max_length=150, label="First name")
+    last_name = forms.CharField(max_length=150, label="Last name", required=False)
+    password1, password2 = SetPasswordMixin.create_password_fields(label1="Choose a password")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean(self):
+        self.validate_passwords()
+        self.user.first_name = self.cleaned_data.get("first_name", "")
+        self.user.last_name = self.cleaned_data.get("last_name", "")
+        self.validate_password_for_user(self.user)
+        return super().clean()
+
+    def save(self):
+        return self.set_password_and_save(self.user)

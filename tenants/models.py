@@ -146,6 +146,13 @@ class Membership(TenantOwned):
                 models.QuerySet(cls).filter(user_id=user.pk).select_related("tenant").filter(tenant__is_active=True)
             )
 
+    @classmethod
+    def deactivated_tenants_of(cls, user) -> list[Tenant]:
+        """The deactivated tenants the user belongs to: their pages say so instead of "no tenant"."""
+        with user_context(user.pk):
+            rows = models.QuerySet(cls).filter(user_id=user.pk, tenant__is_active=False).select_related("tenant")
+            return [membership.tenant for membership in rows]
+
 
 class ApiToken(models.Model):
     """A personal API token. Only its SHA-256 is stored; the token is shown once when made."""
@@ -184,3 +191,46 @@ class ApiToken(models.Model):
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             cls.objects.filter(pk=token.pk).update(last_used_at=now)
         return token
+
+
+class Invitation(TenantOwned):
+    """An invitation to join a tenant, sent from its members page: nobody joins a tenant without
+    accepting (issue 7.7). Only the SHA-256 of the link's token is stored; the link dies at
+    ``expires_at``, when it is resent (a new token) or cancelled (the row is deleted), and once
+    used (the row is deleted too: the audit log keeps the acceptance)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta(TenantOwned.Meta):
+        db_table = "tenants_invitation"
+        constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="invitation_unique_tenant_email")]
+        ordering = ["-sent_at"]
+
+    def __str__(self):
+        return f"{self.email} ({self.role}) invited to {self.tenant_id}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    def new_token(self) -> str:
+        """A fresh link token (the previous link stops working), valid ``INVITATION_VALID_DAYS``."""
+        token = secrets.token_urlsafe(32)
+        self.token_hash = ApiToken.hash(token)
+        self.sent_at = timezone.now()
+        self.expires_at = self.sent_at + timezone.timedelta(days=settings.INVITATION_VALID_DAYS)
+        return token
+
+    @classmethod
+    def find(cls, token: str) -> "Invitation | None":
+        """The active tenant's live invitation for a link token, or ``None``."""
+        return cls.objects.select_related("invited_by").filter(
+            token_hash=ApiToken.hash(token), expires_at__gt=timezone.now()
+        ).first()

@@ -181,7 +181,7 @@ def test_onboard_inactive_on_create():
 def test_onboard_update_changes_only_the_given_fields(world):
     before = Tenant.objects.get(pk=world.acme.pk)
     lines = run("onboard_tenant", "acme", "--timezone", "Europe/Paris")
-    assert lines[0] == "updated tenant acme"
+    assert lines[0] == "updated tenant acme: timezone 'UTC' -> 'Europe/Paris'"
     assert lines[-1] == str(world.acme.pk)
     after = Tenant.objects.get(pk=world.acme.pk)
     assert after.timezone == "Europe/Paris"

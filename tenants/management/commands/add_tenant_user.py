@@ -1,4 +1,5 @@
 import logging
+import sys
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -21,7 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument("email")
         parser.add_argument("--role", choices=[r.value for r in Membership.Role], default=Membership.Role.MEMBER)
-        parser.add_argument("--password", help="Sets the user's password (otherwise unusable until reset).")
+        parser.add_argument("--password", help="Sets the user's password (otherwise unusable until reset); "
+                                               "'-' reads it from the first line of standard input.")
 
     def handle(self, slug, email, role, password, **options):
         # call_command(role=...) skips argparse's choices: check here too.
@@ -35,6 +37,11 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is None:
             raise CommandError(f"no tenant with slug {slug!r}")
+        if password == "-":
+            # Kept out of the shell history and the process list, like connect_integration's secrets.
+            password = sys.stdin.readline().rstrip("\n")
+            if not password:
+                raise CommandError("--password -: standard input gave no password")
         with transaction.atomic():
             try:
                 user, created = find_or_create_user(email)
@@ -48,8 +55,16 @@ class Command(BaseCommand):
                 user.set_password(password)
             user.save()
             with tenant_context(tenant):
+                refuse_demoting_last_owner(tenant, user, role)
                 membership, _ = Membership.objects.update_or_create(user=user, defaults={"role": role})
             _, key = ApiToken.issue(user, name=f"add_tenant_user {tenant.slug}")
         audit_log.info("user %s %s as %s of tenant %s", user.pk, "created" if created else "added", role, tenant.slug)
         self.stdout.write(f"{email} is {membership.role} of {tenant.slug}; API token (shown once):")
         self.stdout.write(key)
+
+
+def refuse_demoting_last_owner(tenant, user, role: str) -> None:
+    """The members page keeps the last owner an owner; so does the command."""
+    owners = Membership.objects.filter(role=Membership.Role.OWNER)
+    if role != Membership.Role.OWNER and owners.filter(user=user).exists() and owners.count() == 1:
+        raise CommandError(f"{user.email or user} is the last owner of {tenant.slug}; make another owner first")

@@ -36,10 +36,18 @@ class Command(BaseCommand):
             "is_active": options["is_active"],
         }
         changed = [field for field, value in changes.items() if value is not None and getattr(tenant, field) != value]
+        before = {field: getattr(tenant, field) for field in changed}
         for field in changed:
             setattr(tenant, field, changes[field])
         tenant.full_clean()
         tenant.save()
         audit_log.info("tenant %s %s (%s)", tenant.slug, "created" if created else "updated", ", ".join(changed) or "no change")
-        self.stdout.write(f"{'created' if created else 'updated'} tenant {tenant.slug}")
+        if created:
+            self.stdout.write(f"created tenant {tenant.slug}")
+        elif changed:
+            # On an existing slug, say exactly what changed (and from what), so a typo is seen.
+            described = "; ".join(f"{field} {before[field]!r} -> {changes[field]!r}" for field in changed)
+            self.stdout.write(f"updated tenant {tenant.slug}: {described}")
+        else:
+            self.stdout.write(f"tenant {tenant.slug} already exists; nothing changed")
         self.stdout.write(str(tenant.pk))

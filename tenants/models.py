@@ -203,14 +203,17 @@ class Invitation(TenantOwned):
     email = models.EmailField()
     role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
     invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
 
     class Meta(TenantOwned.Meta):
         db_table = "tenants_invitation"
-        constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="invitation_unique_tenant_email")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "email"], name="invitation_unique_tenant_email"),
+            models.UniqueConstraint(fields=["tenant", "token_hash"], name="invitation_unique_tenant_token"),
+        ]
         ordering = ["-sent_at"]
 
     def __str__(self):

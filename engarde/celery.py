@@ -7,6 +7,7 @@ Queues: ``webhooks`` (latency: incoming deliveries), ``sync`` (outbound API work
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "engarde.settings")
@@ -24,5 +25,8 @@ app.conf.task_routes = {
 }
 app.conf.beat_schedule = {
     "sweep-webhooks": {"task": "webhooks.sweep_webhooks", "schedule": 60.0},
+    # Retention (WEBHOOK_RETENTION_DAYS, WEBHOOK_REJECTED_RETENTION_DAYS): daily, in batches.
+    "prune-webhooks": {"task": "webhooks.prune_webhooks", "schedule": crontab(hour=3, minute=17)},
 }
 app.autodiscover_tasks()
+app.autodiscover_tasks(["webhooks"], related_name="retention")

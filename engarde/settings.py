@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A NUL in the URL or a header is a 400 here, before anything looks it up (a DataError later).
+    "engarde.middleware.RefuseUnstorableText",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -228,8 +230,9 @@ WEBHOOK_REJECTED_STATUS = env.int("WEBHOOK_REJECTED_STATUS", default=401)
 # Deliveries per tenant per window; 0 turns the limit off.
 WEBHOOK_RATE_LIMIT = env.int("WEBHOOK_RATE_LIMIT", default=1200)
 WEBHOOK_RATE_WINDOW_SECONDS = env.int("WEBHOOK_RATE_WINDOW_SECONDS", default=60)
-# Failed verifications per tenant and sender address per window, before that sender gets 429.
-WEBHOOK_REJECTED_RATE_LIMIT = env.int("WEBHOOK_REJECTED_RATE_LIMIT", default=60)
+# Rejected deliveries stored (capped) per tenant per window; the rest are only counted, on the
+# newest stored one. Verification comes first, so this never changes a genuine delivery's answer.
+WEBHOOK_REJECTED_SAMPLE = env.int("WEBHOOK_REJECTED_SAMPLE", default=20)
 # Behind a proxy: the META key of the header it appends the client's address to, e.g.
 # HTTP_X_FORWARDED_FOR (its last entry is used). Unset: REMOTE_ADDR.
 WEBHOOK_CLIENT_IP_HEADER = env.str("WEBHOOK_CLIENT_IP_HEADER", default="")
@@ -238,6 +241,10 @@ WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
 # The sweeper re-publishes rows still "received" after this long (lost publish, broker outage).
 WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+# Retention (webhooks.prune_webhooks, daily): bodies and headers of processed rows, and rejected
+# rows whole, are dropped after this many days; 0 keeps them.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=90)
+WEBHOOK_REJECTED_RETENTION_DAYS = env.int("WEBHOOK_REJECTED_RETENTION_DAYS", default=7)
 
 # --- Platform API bases (configurable so tests and proxies can point elsewhere) ---------------
 BREVO_API_BASE = env.str("BREVO_API_BASE", default="https://api.brevo.com/v3")
@@ -275,11 +282,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every line we write passes RedactTokens: no ?token= value reaches a log (engarde/logfilters.py).
+    "filters": {"redact_tokens": {"()": "engarde.logfilters.RedactTokens"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # axes.apps announces itself at every start-up (and would break one-line command errors);
-    # its failures and lockouts (the "axes" logger) stay.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes.apps": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # axes.apps announces itself at every start-up (and would break one-line command errors);
+        # its failures and lockouts (the "axes" logger) stay.
+        "axes.apps": {"level": "WARNING"},
+        # runserver's request lines: through the same handler, not Django's own unfiltered one.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # Messages live in the server-side session, not a cookie: the one message that shows a newly

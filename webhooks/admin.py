@@ -14,7 +14,9 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from webhooks import processing
+from integrations.models import TenantIntegration
 from webhooks.models import WebhookLog
+from webhooks.redaction import known_secrets, redact_headers, redact_text
 
 
 @admin.register(WebhookLog)
@@ -29,14 +31,15 @@ class WebhookLogAdmin(admin.ModelAdmin):
         (None, {"fields": ("tenant", "source", "event_type", "event_id", "status", "error", "traceback")}),
         ("Delivery", {"fields": (
             "received_at", "last_delivery_at", "processed_at", "delivery_count", "attempts", "remote_addr",
+            "unstored_rejections",
         )}),
         ("Request", {"fields": ("headers_display", "body_display")}),
     )
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
     def get_queryset(self, request):
-        # Bodies can be large: the list never shows them, the detail page loads its one.
-        return super().get_queryset(request).defer("body")
+        # Headers and bodies can be large: the list never loads them, the detail page loads its one.
+        return super().get_queryset(request).defer("body", "headers")
 
     def has_add_permission(self, request):
         return False
@@ -77,10 +80,15 @@ class WebhookLogAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
+    def _secrets(self, obj) -> list[str]:
+        # The admin runs in an operator context: name the row's tenant.
+        return known_secrets(TenantIntegration.objects.filter(tenant_id=obj.tenant_id, provider=obj.source).first())
+
     @admin.display(description="headers")
     def headers_display(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))
+        headers = redact_headers(obj.headers or {}, self._secrets(obj))
+        return format_html("<pre>{}</pre>", json.dumps(headers, indent=2, sort_keys=True))
 
     @admin.display(description="body")
     def body_display(self, obj):
-        return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.body_text)
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', redact_text(obj.body_text, self._secrets(obj)))

@@ -4,26 +4,55 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from engarde.api import TenantScopedViewSet
+from integrations.models import TenantIntegration
 from tenants.permissions import IsTenantAdmin
 from webhooks import processing
 from webhooks.models import WebhookLog
+from webhooks.redaction import known_secrets, redact_headers, redact_text
 
 
-class WebhookEventSerializer(serializers.ModelSerializer):
-    body = serializers.CharField(source="body_text", read_only=True)
+class WebhookEventListSerializer(serializers.ModelSerializer):
+    """A list row: what happened, never the request itself (headers and bodies can be large and
+    are the detail's business)."""
 
     class Meta:
         model = WebhookLog
         fields = [
-            "id", "source", "event_id", "event_type", "status", "headers", "body", "remote_addr",
-            "delivery_count", "attempts", "error", "received_at", "last_delivery_at", "processed_at",
+            "id", "source", "event_id", "event_type", "status", "remote_addr", "delivery_count", "attempts",
+            "error", "unstored_rejections", "received_at", "last_delivery_at", "processed_at",
         ]
+
+
+class WebhookEventSerializer(WebhookEventListSerializer):
+    """One delivery with its headers and body, redacted again with the secrets in force now."""
+
+    headers = serializers.SerializerMethodField()
+    body = serializers.SerializerMethodField()
+
+    class Meta(WebhookEventListSerializer.Meta):
+        fields = [*WebhookEventListSerializer.Meta.fields, "headers", "body"]
+
+    def _secrets(self, obj) -> list[str]:
+        return known_secrets(TenantIntegration.objects.filter(provider=obj.source).first())
+
+    def get_headers(self, obj) -> dict[str, str]:
+        return redact_headers(obj.headers or {}, self._secrets(obj))
+
+    def get_body(self, obj) -> str:
+        return redact_text(obj.body_text, self._secrets(obj))
 
 
 class WebhookEventViewSet(TenantScopedViewSet):
     model = WebhookLog
     serializer_class = WebhookEventSerializer
     ordering = ("-received_at", "-pk")
+
+    def get_serializer_class(self):
+        return WebhookEventListSerializer if self.action == "list" else WebhookEventSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        return queryset.defer("headers", "body") if self.action == "list" else queryset
 
     def filter_queryset_for_request(self, queryset):
         params = self.request.query_params

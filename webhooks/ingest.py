@@ -13,14 +13,16 @@ from typing import Callable
 
 from django.conf import settings
 from django.db import IntegrityError
-from django.db.models import F
+from django.db.models import F, Subquery
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from engarde.queue import enqueue_on_commit
 from integrations.models import TenantIntegration
 from integrations.providers.base import TEST_EVENT_TYPE, Provider, VerificationFailed, WebhookRequest, body_hash
-from webhooks.models import WebhookLog, redact_headers
+from webhooks import ratelimit
+from webhooks.models import WebhookLog
+from webhooks.redaction import redact_bytes, redact_headers
 
 log = logging.getLogger(__name__)
 
@@ -40,40 +42,25 @@ class Outcome:
 
 
 # A rejected delivery is kept for operators to see why, not byte for byte at any size: a forger
-# must not be able to fill the table with megabytes of junk.
-REJECTED_BODY_LIMIT = 64 * 1024
-
-
-REDACTED_SECRET = b"[redacted]"
-
-
-def redact_secrets(body: bytes, secrets: list[str]) -> bytes:
-    """The body as stored: any of the tenant's secrets in it replaced. Senders such as Eventbrite
-    echo the endpoint URL, token included, inside the payload; a stored row must not hold it."""
-    for secret in secrets:
-        if len(secret) >= 8:
-            body = body.replace(secret.encode(), REDACTED_SECRET)
-    return body
+# must not be able to fill the table. Headers and body are cut, and only a sample of rejections
+# per tenant and window is stored at all (``WEBHOOK_REJECTED_SAMPLE``); the rest are counted.
+REJECTED_BODY_LIMIT = 16 * 1024
+REJECTED_HEADERS_LIMIT = 4 * 1024
+REJECTED_HEADER_VALUE_LIMIT = 512
 
 
 def receive(provider: Provider, integration: TenantIntegration, request: WebhookRequest,
             admit: Callable[[], int | None] | None = None) -> Outcome:
     """``admit`` is asked once the delivery is verified: seconds to wait when the tenant is over
-    its limit (429), else None. Forged deliveries never use up a tenant's quota."""
-    headers = redact_headers(request.headers)
-    stored_body = redact_secrets(request.body, provider.verification_secrets(integration))
+    its limit (429), else None. Forged deliveries never use up a tenant's quota, and nothing
+    they do changes the answer to a delivery that verifies."""
+    secrets = provider.verification_secrets(integration)
+    headers = redact_headers(request.headers, secrets)
+    stored_body = redact_bytes(request.body, secrets)
     try:
         provider.verify(request, integration)
     except VerificationFailed as exc:
-        error = str(exc)
-        if len(stored_body) > REJECTED_BODY_LIMIT:
-            stored_body, error = stored_body[:REJECTED_BODY_LIMIT], f"{error} (body cut to {REJECTED_BODY_LIMIT} bytes)"
-        row = WebhookLog.objects.create(
-            source=provider.name, event_id=body_hash(request.body), status=WebhookLog.Status.REJECTED,
-            error=error, headers=headers, body=stored_body, remote_addr=request.remote_addr,
-        )
-        log.info("webhook %s rejected for tenant %s: %s", provider.name, integration.tenant_id, exc)
-        return Outcome(settings.WEBHOOK_REJECTED_STATUS, {"status": "rejected", "reason": str(exc)}, row.pk)
+        return _reject(provider, integration, request, headers, stored_body, str(exc))
 
     wait = admit() if admit else None
     if wait:
@@ -83,19 +70,22 @@ def receive(provider: Provider, integration: TenantIntegration, request: Webhook
         payload = provider.parse(request.body)
     except ValueError:
         return _store(provider, request, headers, stored_body, event_id=body_hash(request.body), event_type="",
-                      status=WebhookLog.Status.MALFORMED, error="verified, but the body is not a JSON object")
+                      status=WebhookLog.Status.MALFORMED,
+                      error="verified, but the body is not a JSON object (or nests too deeply)")
 
     answer = provider.handshake(request, payload, integration)
     if answer is not None:
         return Outcome(200, answer)
 
     try:
-        event_type = provider.event_type(payload, request)[:128]
-        event_id = provider.event_id(payload, request)[:255]
+        event_type = storable(provider.event_type(payload, request))[:128]
+        event_id = storable(provider.event_id(payload, request))[:255]
     except (KeyError, TypeError, ValueError, AttributeError):
-        # Verified, but not shaped as the platform documents: keep it for operators, never a 500.
+        # Verified, but not shaped as the platform documents, or naming itself with text the
+        # database cannot hold (NUL, a lone surrogate): kept for operators, never a 500.
         return _store(provider, request, headers, stored_body, event_id=body_hash(request.body), event_type="",
-                      status=WebhookLog.Status.MALFORMED, error="verified, but its event type or id could not be read")
+                      status=WebhookLog.Status.MALFORMED,
+                      error="verified, but its event type or id could not be read or cannot be stored")
     if provider.handler_for(event_type) is None:
         known = event_type in provider.ignored_events or event_type == TEST_EVENT_TYPE
         return _store(provider, request, headers, stored_body, event_id=event_id, event_type=event_type,
@@ -103,6 +93,64 @@ def receive(provider: Provider, integration: TenantIntegration, request: Webhook
                       error="" if known else f"no handler for event type {event_type or '(none)'}")
     return _store(provider, request, headers, stored_body, event_id=event_id, event_type=event_type,
                   status=WebhookLog.Status.RECEIVED, queue=True)
+
+
+def storable(text: str) -> str:
+    """``text`` when a text column can hold it; ``ValueError`` for a NUL or a lone surrogate
+    (PostgreSQL refuses the one, UTF-8 cannot encode the other)."""
+    if "\x00" in text:
+        raise ValueError("a NUL character")
+    text.encode("utf-8")  # UnicodeEncodeError, a ValueError, for a lone surrogate
+    return text
+
+
+def _reject(provider, integration, request, headers, body, reason: str) -> Outcome:
+    """Store a sample of rejections (cut), count the rest on the newest stored one, log only the
+    sample: a flood of forgeries costs a bounded number of rows and log lines per window."""
+    answer = Outcome(settings.WEBHOOK_REJECTED_STATUS, {"status": "rejected", "reason": reason})
+    counted, _ = ratelimit.count(f"rejected:{integration.tenant_id}")
+    sample = max(1, settings.WEBHOOK_REJECTED_SAMPLE)
+    if counted > sample:
+        _count_unstored()
+        if counted == sample + 1:
+            log.warning("webhook rejections for tenant %s: %d stored this window; the rest are counted, not stored",
+                        integration.tenant_id, sample)
+        return answer
+    headers, headers_cut = _cap_headers(headers)
+    notes = [f"headers cut to {REJECTED_HEADERS_LIMIT} bytes"] if headers_cut else []
+    if len(body) > REJECTED_BODY_LIMIT:
+        body = body[:REJECTED_BODY_LIMIT]
+        notes.append(f"body cut to {REJECTED_BODY_LIMIT} bytes")
+    row = WebhookLog.objects.create(
+        source=provider.name, event_id=body_hash(request.body), status=WebhookLog.Status.REJECTED,
+        error=reason + (f" ({'; '.join(notes)})" if notes else ""), headers=headers, body=body,
+        remote_addr=request.remote_addr,
+    )
+    log.info("webhook %s rejected for tenant %s: %s", provider.name, integration.tenant_id, reason)
+    answer.log_id = row.pk
+    return answer
+
+
+def _cap_headers(headers: dict[str, str]) -> tuple[dict[str, str], bool]:
+    """At most ``REJECTED_HEADERS_LIMIT`` characters of headers, each value cut to
+    ``REJECTED_HEADER_VALUE_LIMIT``; and whether anything was cut."""
+    kept, used, cut = {}, 0, False
+    for name, value in headers.items():
+        short = value[:REJECTED_HEADER_VALUE_LIMIT]
+        cut |= short != value
+        used += len(name) + len(short)
+        if used > REJECTED_HEADERS_LIMIT:
+            return kept, True
+        kept[name[:REJECTED_HEADER_VALUE_LIMIT]] = short
+    return kept, cut
+
+
+def _count_unstored() -> None:
+    """One more rejection that was not stored, counted on the tenant's newest rejected row."""
+    newest = WebhookLog.objects.filter(status=WebhookLog.Status.REJECTED).order_by("-received_at", "-pk")
+    WebhookLog.objects.filter(pk__in=Subquery(newest.values("pk")[:1])).update(
+        unstored_rejections=F("unstored_rejections") + 1
+    )
 
 
 def _store(provider, request, headers, body, *, event_id, event_type, status, error="", queue=False) -> Outcome:

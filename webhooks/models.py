@@ -5,35 +5,16 @@ States: ``received → processing → processed``; ``→ failed`` (will retry) `
 type nobody handles) and ``malformed`` (verified, but not JSON, or not what its handler reads:
 marked at once, never retried): both kept and visible. A failure no retry can fix goes ``dead`` at
 once. ``error`` is the sentence tenant users see; ``traceback`` is for operators.
+
+What a row keeps of its request is redacted before it is stored (``webhooks.redaction``); a
+rejected one is also cut and sampled (``webhooks.ingest``), and old ones are pruned
+(``webhooks.retention``).
 """
 
 from django.db import models
 from django.db.models import Q
 
 from tenants.models import Tenant, TenantOwned
-
-# Header values we never store (they carry or derive from a secret).
-REDACTED_HEADERS = frozenset(
-    {
-        "authorization",
-        "cookie",
-        "x-webhook-token",
-        "stripe-signature",
-        "x-zm-signature",
-        "x-posh-signature",
-        "x-ghl-signature",
-        "x-wh-signature",
-        "x-api-key",
-        "api-key",
-        "proxy-authorization",
-    }
-)
-REDACTED = "[redacted]"
-
-
-def redact_headers(headers) -> dict[str, str]:
-    return {name: (REDACTED if name.lower() in REDACTED_HEADERS else value) for name, value in headers.items()}
-
 
 class WebhookLog(TenantOwned):
     class Status(models.TextChoices):
@@ -62,9 +43,15 @@ class WebhookLog(TenantOwned):
     traceback = models.TextField(
         blank=True, default="", help_text="The last processing failure's traceback, for operators only."
     )
+    unstored_rejections = models.PositiveIntegerField(
+        default=0, help_text="Rejected deliveries after this one that were counted, not stored (the window's sample was full).",
+    )
     received_at = models.DateTimeField(auto_now_add=True)
     last_delivery_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    pruned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention removed the body and headers (WEBHOOK_RETENTION_DAYS).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(TenantOwned.Meta):
@@ -82,6 +69,8 @@ class WebhookLog(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "source", "received_at"], name="webhooklog_source_idx"),
             models.Index(fields=["status", "updated_at"], name="webhooklog_status_idx"),
+            # The newest rejected row (counting a flood) and the prune job's old rows.
+            models.Index(fields=["tenant", "status", "received_at"], name="webhooklog_tenant_status_idx"),
         ]
 
     def __str__(self):

@@ -6,11 +6,13 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
 from tenants.decorators import can_administer, tenant_page
 from webhooks import processing
 from webhooks.filters import WebhookLogFilter
-from webhooks.models import WebhookLog, redact_headers
+from webhooks.models import WebhookLog
+from webhooks.redaction import known_secrets, redact_headers, redact_text
 
 PAGE_SIZE = 50
 REPLAY = "webhooks.change_webhooklog"
@@ -35,10 +37,12 @@ def _row(pk: int) -> WebhookLog:
 @tenant_page(reads=("webhooks.view_webhooklog",))
 def log_detail(request, pk: int):
     row = _row(pk)
+    # Redacted again on display, by name and by value with the secrets held now: a row stored by
+    # anything but the receiver (an import, an older version) must not show a secret either.
+    secrets = known_secrets(TenantIntegration.objects.filter(provider=row.source).first())
     return render(request, "webhooks/detail.html", {
-        # Redacted again on display: a row stored by anything but the receiver (an import, an
-        # older version) must not put a signature or a token on the page either.
-        "section": "log", "row": row, "headers": redact_headers(row.headers or {}),
+        "section": "log", "row": row, "headers": redact_headers(row.headers or {}, secrets),
+        "body": redact_text(row.body_text, secrets),
         "provider": PROVIDERS.get(row.source),
         "can_replay": can_administer(request, REPLAY) and row.status != WebhookLog.Status.REJECTED,
     })

@@ -80,6 +80,37 @@ Handler = Callable[[Event], None]
 Fetcher = Callable[[Event], Any]
 
 
+#: Deeper than any platform nests its events; deeper input is malformed, not a RecursionError later.
+MAX_JSON_DEPTH = 64
+
+
+def load_json(body: bytes) -> Any:
+    """``json.loads`` that refuses, as ``ValueError``, what must not get further: nesting deeper
+    than ``MAX_JSON_DEPTH`` (the parser's own limit is a ``RecursionError``, which is no
+    ``ValueError`` and escaped as a 500; a payload just under it fails later, in whatever walks it)."""
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+    if json_depth(payload) > MAX_JSON_DEPTH:
+        raise ValueError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+    return payload
+
+
+def json_depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value``, measured without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
+
+
 def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
@@ -198,11 +229,30 @@ class Provider:
     fetchers: Mapping[str, Fetcher] = {}
     #: event types we know and deliberately do nothing with (stored as ``ignored``).
     ignored_events: frozenset[str] = frozenset()
+    #: headers that carry the platform's signature: never stored, shown or logged.
+    signature_headers: tuple[str, ...] = ()
     #: header or query parameter a token platform sends its token in.
     token_header: str = "X-Webhook-Token"
     token_query_param: str = "token"
-    #: whether the token may come in the header (Eventbrite only has the URL).
+    #: where the token may come. In the URL only where the platform cannot send a header
+    #: (Eventbrite; Easy!Appointments before 1.5.1): a URL lands in access and proxy logs.
     token_in_header: bool = True
+    token_in_query: bool = False
+
+    @property
+    def secret_headers(self) -> tuple[str, ...]:
+        """Every header of ours that carries a secret: the signature, and the token's header."""
+        token = (self.token_header,) if self.generates_webhook_secret and self.token_in_header else ()
+        return self.signature_headers + token
+
+    @property
+    def token_location(self) -> str:
+        """Where the setup page tells the tenant to put the token."""
+        if self.token_in_header and self.token_in_query:
+            return f"the {self.token_header} header, or ?{self.token_query_param}= in the URL where the platform sends no header"
+        if self.token_in_header:
+            return f"the {self.token_header} header only (a token in the URL is refused)"
+        return f"?{self.token_query_param}= in the URL only (the platform cannot send a header)"
 
     @property
     def supported_events(self) -> list[str]:
@@ -227,7 +277,7 @@ class Provider:
 
     def verify(self, request: WebhookRequest, integration: "TenantIntegration") -> None:
         """Raise ``VerificationFailed`` unless the delivery is authentic. Default: the tenant's
-        token in ``X-Webhook-Token`` or ``?token=``, compared in constant time."""
+        token where ``token_in_header``/``token_in_query`` allow it, compared in constant time."""
         self.verify_token(request, integration)
 
     def verify_token(self, request: WebhookRequest, integration: "TenantIntegration") -> None:
@@ -235,8 +285,11 @@ class Provider:
         if not secrets:
             raise VerificationFailed("no webhook token is configured for this tenant")
         token = request.headers.get(self.token_header, "") if self.token_in_header else ""
-        token = token or request.query.get(self.token_query_param, "")
+        if not token and self.token_in_query:
+            token = request.query.get(self.token_query_param, "")
         if not token:
+            if request.query.get(self.token_query_param):
+                raise VerificationFailed(f"a token in the URL is refused: send it in the {self.token_header} header")
             raise VerificationFailed("no token in the request")
         if not constant_time_in(token, secrets):
             raise VerificationFailed("token does not match")
@@ -247,7 +300,7 @@ class Provider:
 
     def parse(self, body: bytes) -> Any:
         """The payload; ``ValueError`` when the body is not what the platform sends."""
-        payload = json.loads(body)
+        payload = load_json(body)
         if not isinstance(payload, dict):
             raise ValueError("the body is JSON but not an object")
         return payload

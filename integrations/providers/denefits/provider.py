@@ -1,5 +1,5 @@
 """Denefits (payment plans), through Make.com: nothing is signed or published, so the scenario's
-HTTP module sends the tenant's token in ``X-Webhook-Token`` (or ``?token=``) and a body of our
+HTTP module sends the tenant's token in ``X-Webhook-Token`` (never in the URL: Make can set headers) and a body of our
 documented shape (see ``handlers.py``). The event id is ``<event>:<id>`` when the scenario sends a
 unique ``id``, else the body's hash, so a scenario re-run of the same bytes is one event.
 """
@@ -32,7 +32,8 @@ class DenefitsProvider(Provider):
             "scenario: trigger on the Denefits event (contract created, payment received, payment failed).",
             f"Add an HTTP “Make a request” module: method POST, URL {webhook_url}, body type raw, "
             "content type application/json.",
-            "Headers: X-Webhook-Token = the webhook token shown on this page (or append ?token=<token> to the URL).",
+            "Headers: X-Webhook-Token = the webhook token shown on this page. Only this header is accepted: "
+            "a token in the URL is refused, because URLs end up in logs.",
             "Body: {\"event\": \"contract.created\" | \"payment.received\" | \"payment.failed\", "
             "\"id\": <unique per event, optional>, \"customer\": {\"email\", \"first_name\", \"last_name\", \"phone\"}, "
             "\"contract\": {\"id\", \"amount\", \"currency\", \"installments\", \"status\"}, "

@@ -25,6 +25,8 @@ class EasyAppointmentsProvider(Provider):
     )
     handlers = HANDLERS
     ignored_events = IGNORED_EVENTS
+    # E!A 1.5.0 sends no header at all; 1.5.1+ sends one whose name the admin chooses.
+    token_in_query = True
 
     def event_type(self, payload, request):
         return str(payload.get("action") or "")

@@ -31,6 +31,7 @@ class EventbriteProvider(Provider):
     fetchers = FETCHERS
     ignored_events = IGNORED_EVENTS
     token_in_header = False
+    token_in_query = True
 
     def event_type(self, payload, request):
         config = payload.get("config")

@@ -7,13 +7,12 @@
   body, so the payload's ``locationId`` must also be this tenant's configured location: without
   that check, any GoHighLevel customer could write into any tenant that uses GoHighLevel.
 * Workflow "custom webhook" actions are unsigned: they must carry the tenant's token in
-  ``X-Webhook-Token`` or ``?token=``; a location they name must still be the tenant's.
+  ``X-Webhook-Token`` (never in the URL); a location they name must still be the tenant's.
 """
 
 import base64
 import binascii
 import functools
-import json
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,6 +28,7 @@ from integrations.providers.base import (
     VerificationFailed,
     WebhookAuth,
     body_hash,
+    load_json,
 )
 from integrations.providers.ghl.handlers import HANDLERS, IGNORED_EVENTS, WORKFLOW_EVENT
 from integrations.providers.validators import matches
@@ -100,10 +100,11 @@ class GoHighLevelProvider(Provider):
     )
     handlers = HANDLERS
     ignored_events = IGNORED_EVENTS
+    signature_headers = ("x-ghl-signature", "x-wh-signature")
 
     def verify(self, request, integration):
-        ed_signature = request.headers.get("x-ghl-signature", "")
-        rsa_signature = request.headers.get("x-wh-signature", "")
+        ed_header, rsa_header = self.signature_headers
+        ed_signature, rsa_signature = request.headers.get(ed_header, ""), request.headers.get(rsa_header, "")
         if ed_signature or rsa_signature:
             self._verify_signature(request.body, ed_signature, rsa_signature)
             self._check_location(request.body, integration, required=True)
@@ -128,7 +129,7 @@ class GoHighLevelProvider(Provider):
 
     def _check_location(self, body: bytes, integration, required: bool) -> None:
         try:
-            location = payload_location(json.loads(body))
+            location = payload_location(load_json(body))
         except ValueError:
             location = ""  # not JSON: a signed one is refused below, an unsigned one is kept as malformed
         if not location and not required:
@@ -176,8 +177,9 @@ class GoHighLevelProvider(Provider):
             "ContactCreate, ContactUpdate, ContactTagUpdate, AppointmentCreate and AppointmentUpdate, and install "
             "the app on your location. GoHighLevel signs these deliveries: nothing to copy here.",
             f"Or a workflow: add the action “Custom Webhook” (POST) with the URL {webhook_url} and a header "
-            "X-Webhook-Token whose value is the workflow webhook token shown here (or append ?token=<token> "
-            "to the URL). These deliveries are not signed: the token is their only proof, so keep it private.",
+            "X-Webhook-Token whose value is the workflow webhook token shown here (only this header is accepted: "
+            "a token in the URL is refused). These deliveries are not signed: the token is their only proof, "
+            "so keep it private.",
             "Optional: a private integration token (Settings → Private Integrations) lets En Garde look up and "
             "update contacts.",
         ]

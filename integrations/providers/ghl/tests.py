@@ -253,11 +253,6 @@ class TestGoHighLevel(SignedBodyTests, WebhookSecuritySuite):
         assert self.error_of_last_row() == "no GoHighLevel location id is configured for this tenant"
 
     # --- the workflow token path -------------------------------------------------------------
-    def test_workflow_token_in_the_query_is_accepted(self, hooks):
-        body = fixture_bytes("ghl", "workflow_webhook")
-        assert self.post(self.world.acme, body, {"query": {"token": self.secret_a}}).status_code == 200
-        assert rows(self.world.acme, source="ghl")[0].status == WebhookLog.Status.PROCESSED
-
     def test_workflow_with_a_wrong_token_is_rejected(self, hooks):
         body = fixture_bytes("ghl", "workflow_webhook")
         for token in ("not-the-token-000000000000", self.secret_b):

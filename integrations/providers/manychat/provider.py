@@ -1,5 +1,5 @@
 """ManyChat: no signing. The flow's External Request step carries the tenant's token in the
-``X-Webhook-Token`` header (or ``?token=``), checked in constant time by the base class.
+``X-Webhook-Token`` header (never in the URL: the step can set headers), checked in constant time by the base class.
 
 Nothing about the body is ManyChat's own format: the flow author builds it. The shape we read is
 documented in ``handlers.py`` and on the setup page; because the same bytes can legitimately be
@@ -42,8 +42,8 @@ class ManyChatProvider(Provider):
             "In ManyChat open the flow that should report subscribers and add an Action → “External Request” "
             "(a ManyChat Pro feature).",
             f"Request type: POST. Request URL: {webhook_url}",
-            "Headers: add X-Webhook-Token with the webhook token shown on this page. (If your flow cannot set "
-            "headers, append ?token=<your webhook token> to the URL instead.)",
+            "Headers: add X-Webhook-Token with the webhook token shown on this page. Only this header is "
+            "accepted: a token in the URL is refused, because URLs end up in logs.",
             "Body: application/json, and insert “Full Subscriber Data” (id, first_name, last_name, email, phone, "
             "custom_fields). Optionally add \"event\": \"new_subscriber\" or \"subscriber.updated\"; without it the "
             "body is recorded as a \"subscriber\" event. The subscriber may also be wrapped as "

@@ -60,11 +60,6 @@ class TestManyChat(WebhookSecuritySuite):
             assert pat.last_name == "Acme-Side" and Contact.objects.filter(email=SHARED_EMAIL).count() == 1
         assert self.contact(self.world.globex, mc_id=SHARED_MC_ID).last_name == ""
 
-    def test_token_in_the_query_string_is_accepted(self, hooks):
-        body = fixture_bytes("manychat", "subscriber")
-        assert self.post(self.world.acme, body, {"query": {"token": self.secret_a}}).status_code == 200
-        assert self.contact(self.world.acme, mc_id="7781234560012345") is not None
-
     def test_explicit_event_without_a_subscriber_id_fails_with_a_reason(self, hooks):
         self.deliver(b'{"event": "subscriber.updated", "email": "no-id@example.com"}')
         (row,) = rows(self.world.acme, source="manychat")

@@ -1,5 +1,5 @@
 """Perspective (funnel builder): nothing public about signing, so the tenant's token rides in
-``X-Webhook-Token`` (or ``?token=``), checked by the base class. The body shape is unconfirmed:
+``X-Webhook-Token`` (never in the URL), checked by the base class. The body shape is unconfirmed:
 ``handlers.py`` documents what we read, and the setup page says so. The event id is the lead's
 ``id`` when the body has one, else the body's hash (PROVIDERS.md)."""
 
@@ -29,8 +29,9 @@ class PerspectiveProvider(Provider):
             "In Perspective open the funnel → Integrations → Webhook (or relay the funnel's “new lead” "
             "trigger through Zapier or Make with a POST request).",
             f"URL: {webhook_url} — method POST, JSON body.",
-            "Send the webhook token shown on this page in the header X-Webhook-Token; if the tool cannot set "
-            "headers, append ?token=<your webhook token> to the URL.",
+            "Send the webhook token shown on this page in the header X-Webhook-Token. Only this header is "
+            "accepted (a token in the URL is refused, because URLs end up in logs): if the funnel's own webhook "
+            "cannot set headers, relay it through Zapier or Make, which can.",
             "Perspective's own payload format is unconfirmed, so we read: \"contact\" (or the top level) with "
             "email, firstName/lastName (or name), phone; \"answers\" as {question: answer} or a list of "
             "{question, answer}; optional \"id\", \"funnel\" {name} and \"event\" (default \"lead\").",

@@ -59,8 +59,3 @@ class TestPerspective(WebhookSecuritySuite):
         self.deliver(b'{"contact": {"firstName": "Nobody"}}')
         (row,) = rows(self.world.acme, source="perspective")
         assert row.status == WebhookLog.Status.FAILED and "no e-mail" in row.error
-
-    def test_token_in_the_query_string_is_accepted(self, hooks):
-        body = fixture_bytes("perspective", "lead")
-        assert self.post(self.world.acme, body, {"query": {"token": self.secret_a}}).status_code == 200
-        assert self.contact(self.world.acme, "alex.nguyen@example.com") is not None

@@ -38,6 +38,7 @@ class PoshVipProvider(Provider):
     handlers = HANDLERS
     schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
+    signature_headers = (SIGNATURE_HEADER,)
 
     def verify(self, request, integration):
         signature = request.headers.get(SIGNATURE_HEADER, "").strip().lower()

@@ -1,6 +1,7 @@
 """Stripe: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=…]``, HMAC-SHA256 of ``"<t>.<raw body>"`` with
-the endpoint's signing secret; any ``v1`` may match; older than 300 s is stale. Checked with the
-official SDK (``stripe.WebhookSignature``), for each secret the tenant has in force."""
+the endpoint's signing secret; any ``v1`` may match; a ``t`` more than 300 s away from our clock,
+either way, is refused. Checked with the official SDK (``stripe.WebhookSignature``), for each
+secret the tenant has in force; the SDK checks the past only, so the future is checked here."""
 
 import time
 
@@ -37,11 +38,15 @@ class StripeProvider(Provider):
     )
     handlers = HANDLERS
     ignored_events = IGNORED_EVENTS
+    signature_headers = ("Stripe-Signature",)
 
     def verify(self, request, integration):
-        header = request.headers.get("Stripe-Signature", "")
+        header = request.headers.get(self.signature_headers[0], "")
         if not header:
             raise VerificationFailed("no Stripe-Signature header")
+        if not header.isascii():
+            # The SDK compares with hmac.compare_digest, which raises TypeError on non-ASCII text.
+            raise VerificationFailed("Stripe-Signature is not ASCII")
         secrets = self.verification_secrets(integration)
         if not secrets:
             raise VerificationFailed("no signing secret is configured for this tenant")
@@ -49,14 +54,24 @@ class StripeProvider(Provider):
         for secret in secrets:
             try:
                 stripe.WebhookSignature.verify_header(request.body, header, secret, TOLERANCE_SECONDS)
-                return
             except stripe.SignatureVerificationError as exc:
                 stale |= "tolerance" in str(exc)
+                continue
             except UnicodeDecodeError:
                 break
+            self._refuse_future(header)
+            return
         if stale:
             raise VerificationFailed(f"signature timestamp is older than {TOLERANCE_SECONDS} s")
         raise VerificationFailed("signature does not match")
+
+    @staticmethod
+    def _refuse_future(header: str) -> None:
+        """The SDK refuses only old timestamps; one beyond the tolerance ahead of our clock is a
+        delivery signed for a replay later (or a clock we must not trust), refused the same."""
+        timestamp = next(value for key, _, value in (item.partition("=") for item in header.split(",")) if key == "t")
+        if int(timestamp) > time.time() + TOLERANCE_SECONDS:
+            raise VerificationFailed(f"signature timestamp is more than {TOLERANCE_SECONDS} s in the future")
 
     def event_type(self, payload, request):
         return str(payload.get("type", ""))
@@ -83,4 +98,4 @@ class StripeProvider(Provider):
 
     def test_delivery_auth(self, body, secret):
         timestamp = int(time.time())
-        return {"Stripe-Signature": f"t={timestamp},v1={hmac_sha256_hex(secret, f'{timestamp}.'.encode() + body)}"}, {}
+        return {self.signature_headers[0]: f"t={timestamp},v1={hmac_sha256_hex(secret, f'{timestamp}.'.encode() + body)}"}, {}

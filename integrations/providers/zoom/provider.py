@@ -45,6 +45,7 @@ class ZoomProvider(Provider):
     )
     handlers = HANDLERS
     ignored_events = IGNORED_EVENTS
+    signature_headers = ("x-zm-signature",)
 
     def verify(self, request, integration):
         self.signing_secret(request, integration)
@@ -56,7 +57,7 @@ class ZoomProvider(Provider):
         Every secret is compared, in constant time, before the answer is known, so the timing
         does not tell which one matched. The signature is checked before the age, so a stale
         reason is only ever given for a genuine (replayed or delayed) delivery."""
-        signature = request.headers.get("x-zm-signature", "")
+        signature = request.headers.get(self.signature_headers[0], "")
         timestamp = request.headers.get("x-zm-request-timestamp", "")
         if not signature:
             raise VerificationFailed("no x-zm-signature header")

@@ -1,0 +1,77 @@
+"""What a stored delivery may keep of its request: secrets out, by name and by value.
+
+By name: the headers every provider declares as carrying a signature or a token
+(``Provider.secret_headers``), the generic credential headers, and any name that says it holds a
+secret. By value: wherever one of the tenant's webhook secrets appears (a header whose name the
+sender chose, such as Easy!Appointments' custom header, or a body that echoes the URL), it is
+replaced. Pages and the API redact again on display with the secrets in force then, so a row
+stored before a change of secret or by an older version shows no secret either.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Iterable, Mapping
+
+REDACTED = "[redacted]"
+REDACTED_BYTES = REDACTED.encode()
+
+#: Credential headers that are nobody's in particular.
+GENERIC_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
+#: A header whose name says it carries a credential, whatever the sender called it.
+SECRET_NAME = re.compile(r"secret|token|signature|passw|auth|api[-_]?key|session", re.IGNORECASE)
+#: Shorter values are not redacted by value: they would match ordinary text.
+MIN_SECRET_LENGTH = 8
+
+
+@functools.cache
+def secret_header_names() -> frozenset[str]:
+    """Every provider's secret-bearing header names, lower-case, plus the generic ones."""
+    from integrations.registry import PROVIDERS
+
+    names = {name.lower() for provider in PROVIDERS.values() for name in provider.secret_headers}
+    return frozenset(names | GENERIC_SECRET_HEADERS)
+
+
+def _usable(secrets: Iterable[str]) -> list[str]:
+    # Longest first, so a secret that contains another is replaced whole.
+    return sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in _usable(secrets):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_bytes(body: bytes, secrets: Iterable[str]) -> bytes:
+    """The body as stored: any of the tenant's secrets in it replaced. Senders such as Eventbrite
+    echo the endpoint URL, token included, inside the payload; a stored row must not hold it."""
+    for secret in _usable(secrets):
+        body = body.replace(secret.encode(), REDACTED_BYTES)
+    return body
+
+
+def is_secret_header(name: str) -> bool:
+    return name.lower() in secret_header_names() or bool(SECRET_NAME.search(name))
+
+
+def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = ()) -> dict[str, str]:
+    secrets = _usable(secrets)
+    return {
+        name: REDACTED if is_secret_header(name) else redact_text(str(value), secrets)
+        for name, value in headers.items()
+    }
+
+
+def known_secrets(integration) -> list[str]:
+    """Every webhook secret of the integration we still hold, in grace or not, and the source's
+    platform-wide fallback: what a stored row must not show."""
+    if integration is None:
+        return []
+    from django.conf import settings
+
+    found = [integration.webhook_secret, integration.previous_webhook_secret,
+             settings.WEBHOOK_FALLBACK_SECRETS.get(integration.provider, "")]
+    return [s for s in found if s]

@@ -1,31 +1,49 @@
-"""The one place a request's text is refused before any of it can reach the database.
+"""The one place a request's text is refused or cleaned before any of it can reach the database.
 
 PostgreSQL cannot hold a NUL character in a text or JSON value: a NUL in a URL part
 (``/api/webhooks/acme%00/stripe/``), a query parameter (``?status=%00``) or a header raised
 ``DataError`` wherever that text became a query parameter, a 500 in every view that looked
-something up with it. No platform, browser or API client sends one, so the request is refused
-here with 400, before resolution, authentication or any view. (Invalid UTF-8 in the URL never
-gets this far as text: Django re-escapes it in the path and replaces it in the query.)
-Bodies are the views' business: the receiver stores them as bytes and refuses unstorable event
-types and ids itself (``webhooks.ingest``); forms and serializers refuse NUL on their own.
+something up with it. No platform, browser or API client sends one. So, before resolution,
+authentication or any view:
+
+* the API and the webhook receiver (``/api/``) answer 400 with a JSON reason;
+* pages answer 400 to a NUL in the path or a header, and drop NUL from query values (a person's
+  search box or a pasted link still gets its page, filtered by what remains).
+
+(Invalid UTF-8 in the URL never gets this far as text: Django re-escapes it in the path and
+replaces it in the query.) Bodies are the views' business: the receiver stores them as bytes and
+refuses unstorable event types and ids itself (``webhooks.ingest``); forms and serializers refuse
+NUL on their own.
 """
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse, QueryDict
 
 NUL = "\x00"
+
+
+def _query_has_nul(query: QueryDict) -> bool:
+    return any(NUL in key or any(NUL in value for value in values) for key, values in query.lists())
 
 
 def unstorable_part(request) -> str | None:
     """Which part of the request holds a NUL (``"path"``, ``"query"``, ``"header"``), or None."""
     if NUL in request.path_info:
         return "path"
-    if any(NUL in key or any(NUL in value for value in values) for key, values in request.GET.lists()):
-        return "query"
     if any(NUL in str(value) for name, value in request.META.items() if name.startswith("HTTP_")):
         return "header"
+    if _query_has_nul(request.GET):
+        return "query"
     return None
+
+
+def without_nul(query: QueryDict) -> QueryDict:
+    cleaned = QueryDict(mutable=True)
+    for key, values in query.lists():
+        cleaned.setlist(key.replace(NUL, ""), [value.replace(NUL, "") for value in values])
+    cleaned._mutable = False
+    return cleaned
 
 
 class RefuseUnstorableText:
@@ -34,6 +52,11 @@ class RefuseUnstorableText:
 
     def __call__(self, request):
         part = unstorable_part(request)
-        if part:
+        if part is None:
+            return self.get_response(request)
+        if request.path_info.startswith("/api/"):
             return JsonResponse({"status": "bad_request", "reason": f"a NUL character in the {part}"}, status=400)
-        return self.get_response(request)
+        if part == "query":
+            request.GET = without_nul(request.GET)
+            return self.get_response(request)
+        return HttpResponseBadRequest(f"Bad request: a NUL character in the {part}.", content_type="text/plain")

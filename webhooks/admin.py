@@ -13,10 +13,10 @@ from django.contrib.auth import get_permission_codename
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from webhooks import processing
 from integrations.models import TenantIntegration
+from webhooks import processing
 from webhooks.models import WebhookLog
-from webhooks.redaction import known_secrets, redact_headers, redact_text
+from webhooks.pages import redacted_request
 
 
 @admin.register(WebhookLog)
@@ -80,15 +80,15 @@ class WebhookLogAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    def _secrets(self, obj) -> list[str]:
+    def _shown(self, obj) -> tuple[dict[str, str], str]:
         # The admin runs in an operator context: name the row's tenant.
-        return known_secrets(TenantIntegration.objects.filter(tenant_id=obj.tenant_id, provider=obj.source).first())
+        integration = TenantIntegration.objects.filter(tenant_id=obj.tenant_id, provider=obj.source).first()
+        return redacted_request(obj, integration)
 
     @admin.display(description="headers")
     def headers_display(self, obj):
-        headers = redact_headers(obj.headers or {}, self._secrets(obj))
-        return format_html("<pre>{}</pre>", json.dumps(headers, indent=2, sort_keys=True))
+        return format_html("<pre>{}</pre>", json.dumps(self._shown(obj)[0], indent=2, sort_keys=True))
 
     @admin.display(description="body")
     def body_display(self, obj):
-        return format_html('<pre style="white-space: pre-wrap">{}</pre>', redact_text(obj.body_text, self._secrets(obj)))
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', self._shown(obj)[1])

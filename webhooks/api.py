@@ -8,7 +8,7 @@ from integrations.models import TenantIntegration
 from tenants.permissions import IsTenantAdmin
 from webhooks import processing
 from webhooks.models import WebhookLog
-from webhooks.redaction import known_secrets, redact_headers, redact_text
+from webhooks.pages import redacted_request
 
 
 class WebhookEventListSerializer(serializers.ModelSerializer):
@@ -26,20 +26,17 @@ class WebhookEventListSerializer(serializers.ModelSerializer):
 class WebhookEventSerializer(WebhookEventListSerializer):
     """One delivery with its headers and body, redacted again with the secrets in force now."""
 
-    headers = serializers.SerializerMethodField()
-    body = serializers.SerializerMethodField()
+    headers = serializers.DictField(child=serializers.CharField(), read_only=True)
+    body = serializers.CharField(read_only=True)
 
     class Meta(WebhookEventListSerializer.Meta):
         fields = [*WebhookEventListSerializer.Meta.fields, "headers", "body"]
 
-    def _secrets(self, obj) -> list[str]:
-        return known_secrets(TenantIntegration.objects.filter(provider=obj.source).first())
-
-    def get_headers(self, obj) -> dict[str, str]:
-        return redact_headers(obj.headers or {}, self._secrets(obj))
-
-    def get_body(self, obj) -> str:
-        return redact_text(obj.body_text, self._secrets(obj))
+    def to_representation(self, obj):
+        data = super().to_representation(obj)
+        integration = TenantIntegration.objects.filter(provider=obj.source).first()
+        data["headers"], data["body"] = redacted_request(obj, integration)
+        return data
 
 
 class WebhookEventViewSet(TenantScopedViewSet):

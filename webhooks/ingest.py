@@ -55,7 +55,7 @@ def receive(provider: Provider, integration: TenantIntegration, request: Webhook
     its limit (429), else None. Forged deliveries never use up a tenant's quota, and nothing
     they do changes the answer to a delivery that verifies."""
     secrets = provider.verification_secrets(integration)
-    headers = redact_headers(request.headers, secrets)
+    headers = redact_headers(request.headers, secrets, provider.secret_headers)
     stored_body = redact_bytes(request.body, secrets)
     try:
         provider.verify(request, integration)

@@ -29,6 +29,16 @@ def log_list(request):
     })
 
 
+def redacted_request(row: WebhookLog, integration: TenantIntegration | None) -> tuple[dict[str, str], str]:
+    """A stored delivery's headers and body as shown anywhere (page, API, admin): redacted again,
+    by name and by value with the secrets held now, so a row stored by anything but the receiver
+    (an import, an older version) shows no secret either."""
+    provider = PROVIDERS.get(row.source)
+    secrets = known_secrets(integration)
+    headers = redact_headers(row.headers or {}, secrets, provider.secret_headers if provider else ())
+    return headers, redact_text(row.body_text, secrets)
+
+
 def _row(pk: int) -> WebhookLog:
     # The tenant's rows only (the manager is scoped): another tenant's id is a 404 like any other.
     return get_object_or_404(WebhookLog.objects, pk=pk)
@@ -37,12 +47,9 @@ def _row(pk: int) -> WebhookLog:
 @tenant_page(reads=("webhooks.view_webhooklog",))
 def log_detail(request, pk: int):
     row = _row(pk)
-    # Redacted again on display, by name and by value with the secrets held now: a row stored by
-    # anything but the receiver (an import, an older version) must not show a secret either.
-    secrets = known_secrets(TenantIntegration.objects.filter(provider=row.source).first())
+    headers, body = redacted_request(row, TenantIntegration.objects.filter(provider=row.source).first())
     return render(request, "webhooks/detail.html", {
-        "section": "log", "row": row, "headers": redact_headers(row.headers or {}, secrets),
-        "body": redact_text(row.body_text, secrets),
+        "section": "log", "row": row, "headers": headers, "body": body,
         "provider": PROVIDERS.get(row.source),
         "can_replay": can_administer(request, REPLAY) and row.status != WebhookLog.Status.REJECTED,
     })

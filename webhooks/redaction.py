@@ -1,8 +1,9 @@
 """What a stored delivery may keep of its request: secrets out, by name and by value.
 
-By name: the headers every provider declares as carrying a signature or a token
-(``Provider.secret_headers``), the generic credential headers, and any name that says it holds a
-secret. By value: wherever one of the tenant's webhook secrets appears (a header whose name the
+By name: the headers the row's provider declares as carrying a signature or a token
+(``Provider.secret_headers``, passed in by the caller: this layer knows no provider), the generic
+credential headers, and any name that says it holds a secret (so another platform's signature
+header sent to the wrong URL is caught too). By value: wherever one of the tenant's webhook secrets appears (a header whose name the
 sender chose, such as Easy!Appointments' custom header, or a body that echoes the URL), it is
 replaced. Pages and the API redact again on display with the secrets in force then, so a row
 stored before a change of secret or by an older version shows no secret either.
@@ -10,7 +11,6 @@ stored before a change of secret or by an older version shows no secret either.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Iterable, Mapping
 
@@ -23,15 +23,6 @@ GENERIC_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "coo
 SECRET_NAME = re.compile(r"secret|token|signature|passw|auth|api[-_]?key|session", re.IGNORECASE)
 #: Shorter values are not redacted by value: they would match ordinary text.
 MIN_SECRET_LENGTH = 8
-
-
-@functools.cache
-def secret_header_names() -> frozenset[str]:
-    """Every provider's secret-bearing header names, lower-case, plus the generic ones."""
-    from integrations.registry import PROVIDERS
-
-    names = {name.lower() for provider in PROVIDERS.values() for name in provider.secret_headers}
-    return frozenset(names | GENERIC_SECRET_HEADERS)
 
 
 def _usable(secrets: Iterable[str]) -> list[str]:
@@ -53,14 +44,19 @@ def redact_bytes(body: bytes, secrets: Iterable[str]) -> bytes:
     return body
 
 
-def is_secret_header(name: str) -> bool:
-    return name.lower() in secret_header_names() or bool(SECRET_NAME.search(name))
+def is_secret_header(name: str, provider_headers: Iterable[str] = ()) -> bool:
+    lower = name.lower()
+    return (lower in GENERIC_SECRET_HEADERS or lower in {h.lower() for h in provider_headers}
+            or bool(SECRET_NAME.search(name)))
 
 
-def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = ()) -> dict[str, str]:
-    secrets = _usable(secrets)
+def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = (),
+                   provider_headers: Iterable[str] = ()) -> dict[str, str]:
+    """``headers`` with every secret-bearing one replaced whole and every secret value replaced
+    inside the others. ``provider_headers``: the provider's ``secret_headers``."""
+    secrets, provider_headers = _usable(secrets), tuple(provider_headers)
     return {
-        name: REDACTED if is_secret_header(name) else redact_text(str(value), secrets)
+        name: REDACTED if is_secret_header(name, provider_headers) else redact_text(str(value), secrets)
         for name, value in headers.items()
     }
 

@@ -36,10 +36,6 @@ class Outcome:
     log_id: int | None = None
     headers: dict = field(default_factory=dict)
 
-    @property
-    def rejected(self) -> bool:
-        return self.body.get("status") == "rejected"
-
 
 # A rejected delivery is kept for operators to see why, not byte for byte at any size: a forger
 # must not be able to fill the table. Headers and body are cut, and only a sample of rejections

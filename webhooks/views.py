@@ -133,7 +133,12 @@ def _receive(request, tenant_key: str, source: str):
             provider, integration, delivery,
             admit=lambda: ratelimit.over(f"tenant:{tenant_id}", settings.WEBHOOK_RATE_LIMIT),
         )
-    return _json(outcome.status, outcome.body, **{k.replace("-", "_"): v for k, v in outcome.headers.items()})
+    response = _json(outcome.status, outcome.body, **{k.replace("-", "_"): v for k, v in outcome.headers.items()})
+    if outcome.body.get("status") == "rejected":
+        # ``ingest`` logs a sample of rejections itself; Django's "Unauthorized: <path>" line for
+        # every one would give a flood of forgeries the unbounded log it must not have.
+        response._has_been_logged = True
+    return response
 
 
 # --- For tenant users and operators: "where do I point the platform?" and "is it working?" ----

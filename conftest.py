@@ -5,9 +5,10 @@ owns it). Both have a contact with the same e-mail and the same ManyChat id, a p
 same event id and a ManyChat integration with the same webhook secret, so every test about data
 is a test about isolation too. charlie is signed up but belongs to no tenant; oscar is staff.
 
-On PostgreSQL (``DATABASE_URL`` + ``MIGRATE_DATABASE_URL``) the test database is created and
-migrated by the owner, then the runtime role is set up on it with ``setup_app_role`` and every
-test runs connected as that role, with row-level security in force.
+On PostgreSQL (``DATABASE_URL`` + ``MIGRATE_DATABASE_URL`` + ``OPERATOR_DATABASE_URL``) the test
+database is created and migrated by the owner, then the runtime and the operator roles are set up
+on it with ``setup_app_role`` and every test runs connected as the runtime role, with row-level
+security in force; operator contexts take the operator role (see "The operator role in tests").
 """
 
 import os
@@ -18,9 +19,11 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.signals import connection_created
+from psycopg import sql as psycopg_sql
 
-from tenants.context import tenant_context
+from tenants.context import is_operator, tenant_context
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 RUNS_AS_RUNTIME_ROLE = ON_POSTGRES and "owner" in settings.DATABASES and (
@@ -31,6 +34,41 @@ requires_postgres = pytest.mark.skipif(
     not RUNS_AS_RUNTIME_ROLE,
     reason="needs PostgreSQL as a restricted role: set DATABASE_URL and MIGRATE_DATABASE_URL (see README)",
 )
+
+# --- The operator role in tests ---------------------------------------------------------------
+# In production operator contexts run on their own connection (the "operator" alias, a role with
+# BYPASSRLS). A test's rows live in the test's own, never committed, transaction, which no second
+# connection can see; so here the one test connection takes the operator role for the statements
+# of an operator context (SET LOCAL ROLE, inside that context's transaction) and drops it again
+# after. The policies and roles are the real ones; only the runtime role's membership in the
+# operator role (granted below, in the test cluster only) is the harness's. The tests in
+# tests/test_operator_role.py use the real operator alias with committed rows, and check that a
+# runtime role made by setup_app_role cannot take the operator role nor see across tenants.
+OPERATOR_ROLE = (settings.DATABASES.get("operator") or {}).get("USER") or (
+    f"{settings.DATABASES['default'].get('USER')}_operator"
+)
+OPERATOR_PASSWORD = (settings.DATABASES.get("operator") or {}).get("PASSWORD") or "operator"
+
+
+def _take_operator_role(execute, sql, params, many, context):
+    connection = context["connection"]
+    if connection.in_atomic_block:
+        wanted = OPERATOR_ROLE if is_operator() else None
+        if wanted or getattr(connection, "_test_operator_role", None):
+            role = psycopg_sql.Identifier(wanted) if wanted else psycopg_sql.SQL("NONE")
+            connection.connection.execute(psycopg_sql.SQL("SET LOCAL ROLE {}").format(role))
+            connection._test_operator_role = wanted
+    return execute(sql, params, many, context)
+
+
+def _install_role_switch(sender, connection, **kwargs):
+    if connection.alias == DEFAULT_DB_ALIAS and _take_operator_role not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, _take_operator_role)
+
+
+if RUNS_AS_RUNTIME_ROLE:
+    settings.OPERATOR_DB_ALIAS = DEFAULT_DB_ALIAS
+    connection_created.connect(_install_role_switch, dispatch_uid="conftest.operator_role_switch")
 
 # Hashing passwords at production strength costs ~0.3 s a user; tests need no such strength.
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -69,18 +107,33 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
             serialized_aliases=serialized_aliases, keepdb=keepdb,
         )
         if RUNS_AS_RUNTIME_ROLE:
-            runtime = settings.DATABASES["default"]
-            with open(os.devnull, "w") as devnull:
-                call_command(
-                    "setup_app_role", runtime["USER"], password=runtime.get("PASSWORD") or "test",
-                    database="owner", stdout=devnull,
-                )
-            connections["owner"].close()
+            _set_up_roles()
     yield
     if not keepdb:
         with django_db_blocker.unblock():
             connections.close_all()  # the runtime role's session would keep the database in use
             teardown_databases(db_cfg, verbosity=request.config.option.verbose)
+
+
+def _set_up_roles():
+    runtime = settings.DATABASES["default"]
+    with open(os.devnull, "w") as devnull:
+        call_command(
+            "setup_app_role", runtime["USER"], password=runtime.get("PASSWORD") or "test",
+            operator=OPERATOR_ROLE, operator_password=OPERATOR_PASSWORD, database="owner", stdout=devnull,
+        )
+    with connections["owner"].cursor() as cursor:  # the harness's grant (see above)
+        cursor.execute(
+            psycopg_sql.SQL("GRANT {} TO {}").format(
+                psycopg_sql.Identifier(OPERATOR_ROLE), psycopg_sql.Identifier(runtime["USER"])
+            )
+        )
+    connections["owner"].close()
+    _install_role_switch(None, connections[DEFAULT_DB_ALIAS])
+    if "operator" in settings.DATABASES:
+        # Subprocesses (workers, a web server) inherit the environment: the test database there too.
+        url = os.environ.get("OPERATOR_DATABASE_URL", "")
+        os.environ["OPERATOR_DATABASE_URL"] = url.rsplit("/", 1)[0] + "/" + settings.DATABASES["operator"]["NAME"]
 
 
 @dataclass

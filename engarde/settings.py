@@ -105,6 +105,16 @@ DATABASES = {
 if env.str("MIGRATE_DATABASE_URL", default=""):
     DATABASES["owner"] = env.db("MIGRATE_DATABASE_URL")
     DATABASES["default"]["TEST"] = {"MIRROR": "owner"}
+# OPERATOR_DATABASE_URL: the operator role (``setup_app_role --operator``, BYPASSRLS). Only code
+# inside ``operator_context`` reaches it (the admin, operator commands, beat fan-out), through the
+# router below; the runtime role cannot see across tenants whatever SQL it runs. Unset: operator
+# contexts use the default alias (SQLite, or a single PostgreSQL role, where RLS then shows them
+# one tenant at most).
+if env.str("OPERATOR_DATABASE_URL", default=""):
+    DATABASES["operator"] = env.db("OPERATOR_DATABASE_URL")
+    DATABASES["operator"]["TEST"] = {"MIRROR": "owner" if "owner" in DATABASES else "default"}
+OPERATOR_DB_ALIAS = "operator" if "operator" in DATABASES else "default"
+DATABASE_ROUTERS = ["tenants.routing.OperatorRouter"]
 for _db in DATABASES.values():
     # Kept connections: a new PostgreSQL connection per request costs more than the rest of a
     # webhook delivery (make bench: 108 against 296 deliveries/s). Safe with the tenant set only

@@ -7,7 +7,10 @@ block restores whatever was active before, so nothing leaks into the next reques
 reuses the connection or the thread.
 
 ``operator_context(reason)`` is the explicit, logged way to act across tenants (admin, beat
-fan-out, key rotation). It sets ``app.operator = 'on'``, which the RLS policies accept.
+fan-out, key rotation). Inside it every query goes to the operator database alias
+(``tenants.routing``; ``OPERATOR_DATABASE_URL``, a role with BYPASSRLS), whose transaction it opens.
+The runtime role has no setting it could flip instead: its policies admit one tenant at most.
+Without an operator alias (SQLite, or PostgreSQL as a single role) it uses the default alias.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 audit_log = logging.getLogger("engarde.audit")
@@ -45,15 +49,18 @@ def is_operator() -> bool:
     return _scope.get().operator
 
 
-def _set_db(tenant_id: str | None, operator: bool, using: str) -> None:
+def operator_alias() -> str:
+    """Where operator contexts run: ``OPERATOR_DB_ALIAS`` (settings: ``operator`` when
+    ``OPERATOR_DATABASE_URL`` is set, else ``default``)."""
+    return getattr(settings, "OPERATOR_DB_ALIAS", DEFAULT_DB_ALIAS)
+
+
+def _set_db(tenant_id: str | None, using: str) -> None:
     connection = connections[using]
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('app.tenant_id', %s, true), set_config('app.operator', %s, true)",
-            [tenant_id or "", "on" if operator else ""],
-        )
+        cursor.execute("SELECT set_config('app.tenant_id', %s, true)", [tenant_id or ""])
 
 
 @contextmanager
@@ -64,7 +71,7 @@ def _enter(scope: _Scope, using: str) -> Iterator[None]:
     # (a savepoint inside a request, a task or a test) must put the previous value back itself.
     nested = connection.in_atomic_block
     with transaction.atomic(using=using):
-        _set_db(scope.tenant_id, scope.operator, using)
+        _set_db(scope.tenant_id, using)
         token = _scope.set(scope)
         try:
             yield
@@ -74,7 +81,7 @@ def _enter(scope: _Scope, using: str) -> Iterator[None]:
         # PostgreSQL undoes the block's set_config with it. A statement here would instead run on
         # a transaction the error may have aborted, and mask the error with an InternalError.
         if nested and not connection.needs_rollback:
-            _set_db(previous.tenant_id, previous.operator, using)
+            _set_db(previous.tenant_id, using)
 
 
 def _tenant_id(tenant) -> str:
@@ -92,12 +99,12 @@ def tenant_context(tenant, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
 
 
 @contextmanager
-def operator_context(reason: str, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
-    """Act across tenants. Logged with its reason; use only for operator work."""
+def operator_context(reason: str, using: str | None = None) -> Iterator[None]:
+    """Act across tenants, on the operator alias. Logged with its reason; only for operator work."""
     if not reason:
         raise ValueError("operator_context needs a reason; it is written to the audit log")
     audit_log.info("operator context entered: %s", reason)
-    with _enter(_Scope(operator=True, reason=reason), using):
+    with _enter(_Scope(operator=True, reason=reason), using or operator_alias()):
         yield
 
 

@@ -2,10 +2,11 @@
 
 Each migration that creates a tenant-owned model adds ``EnableRowLevelSecurity("model")``. The
 policy admits a row when its ``tenant_id`` is the transaction's ``app.tenant_id`` (set by
-``tenant_context``) or when an operator context is active (``app.operator = 'on'``). Unset
-settings read as '' and match nothing, so a connection with no tenant sees no rows and can insert
-none. ``FORCE`` applies the policy to the tables' owner too; only superusers and BYPASSRLS roles
-skip it, and the runtime role is neither (``setup_app_role``). On SQLite the operation does nothing:
+``tenant_context``), and nothing else: an unset setting reads as '' and matches nothing, so a
+connection with no tenant sees no rows and can insert none. ``FORCE`` applies the policy to the
+tables' owner too; only superusers and BYPASSRLS roles skip it. The runtime role is neither; the
+operator role (``setup_app_role --operator``, the ``operator`` alias) is BYPASSRLS, so there is no
+setting the runtime role could flip to see across tenants. On SQLite the operation does nothing:
 there the ORM wall stands alone.
 """
 
@@ -16,7 +17,9 @@ POLICY_NAME = "tenant_isolation"
 # policies are OR-ed per command, so it widens SELECT and nothing else.
 READ_POLICY_NAME = "own_rows_read"
 
-TENANT_MATCH = (
+TENANT_MATCH = "(tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)"
+# Until issue 7.16 the policy also admitted any session that set app.operator = 'on' itself.
+LEGACY_OPERATOR_MATCH = (
     "(tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid "
     "OR current_setting('app.operator', true) = 'on')"
 )
@@ -155,3 +158,41 @@ class AddTenantForeignKey(migrations.operations.base.Operation):
 
     def deconstruct(self):
         return (self.__class__.__qualname__, [], {"model_name": self.model_name, "field_name": self.field_name})
+
+
+class DropOperatorSetting(migrations.operations.base.Operation):
+    """Rewrite every ``tenant_isolation`` policy in the schema without the ``app.operator`` escape
+    (every table at once, whichever app made it; tables made later get the new policy anyway)."""
+
+    reversible = True
+    reduces_to_sql = False
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def _rewrite(self, schema_editor, match):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.relname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.polname = %s AND n.nspname = current_schema()",
+                [POLICY_NAME],
+            )
+            tables = [row[0] for row in cursor.fetchall()]
+        for table in tables:
+            schema_editor.execute(
+                f"ALTER POLICY {POLICY_NAME} ON {schema_editor.quote_name(table)} USING {match} WITH CHECK {match}"
+            )
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self._rewrite(schema_editor, TENANT_MATCH)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        self._rewrite(schema_editor, LEGACY_OPERATOR_MATCH)
+
+    def describe(self):
+        return "Tenant policies without the app.operator setting"
+
+    def deconstruct(self):
+        return (self.__class__.__qualname__, [], {})

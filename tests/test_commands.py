@@ -680,29 +680,79 @@ def test_setup_app_role_refuses_the_owner_and_an_empty_password(test_role):
     assert role_facts(owner)["attributes"] == owner_before  # the owner is left as it was
 
 
-def test_the_role_password_is_sent_as_a_scram_verifier():
-    """RFC 7677's test vector shape: the verifier re-derives from the password and salt."""
+@requires_postgres
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_postgres_stores_the_verifier_we_computed(test_role):
+    """libpq's encrypt_password made it: PostgreSQL holds a SCRAM-SHA-256 verifier that re-derives
+    from the password (RFC 5802/7677), and never the password itself."""
     import base64
     import hashlib
     import hmac
 
-    from tenants.management.commands.setup_app_role import scram_sha_256_verifier
-
-    verifier = scram_sha_256_verifier("pencil", salt=b"0123456789abcdef")
-    head, keys = verifier.split("$", 1)[1].split("$")
-    iterations, salt = head.split(":")
-    stored, server = keys.split(":")
-    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", base64.b64decode(salt), int(iterations))
-    assert base64.b64decode(stored) == hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
-    assert base64.b64decode(server) == hmac.new(salted, b"Server Key", "sha256").digest()
-    assert "pencil" not in verifier and verifier.startswith("SCRAM-SHA-256$4096:")
-
-
-@requires_postgres
-@pytest.mark.django_db(databases=["default", "owner"])
-def test_postgres_stores_the_verifier_we_computed(test_role):
     run("setup_app_role", test_role, "--password", "pw-known-to-nobody-else", database="owner")
     with owner_cursor() as cursor:
         cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [test_role])
         (stored,) = cursor.fetchone()
-    assert stored.startswith("SCRAM-SHA-256$4096:")
+    assert stored.startswith("SCRAM-SHA-256$") and "pw-known" not in stored
+    head, keys = stored.split("$", 1)[1].split("$")
+    iterations, salt = head.split(":")
+    stored_key, server_key = keys.split(":")
+    salted = hashlib.pbkdf2_hmac("sha256", b"pw-known-to-nobody-else", base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    assert base64.b64decode(stored_key) == hashlib.sha256(client_key).digest()
+    assert base64.b64decode(server_key) == hmac.new(salted, b"Server Key", "sha256").digest()
+
+
+@pytest.fixture
+def operator_role():
+    name = f"engarde_test_op_{uuid.uuid4().hex[:10]}"
+    yield name
+    with owner_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name])
+        if cursor.fetchone():
+            cursor.execute(f'DROP OWNED BY "{name}"')
+            cursor.execute(f'DROP ROLE "{name}"')
+
+
+@requires_postgres
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_setup_app_role_makes_the_operator_role_too_idempotently(test_role, operator_role):
+    dbname = connections["owner"].settings_dict["NAME"]
+    for verb in ("created", "updated"):
+        lines = run(
+            "setup_app_role", test_role, "--password", "pw", "--operator", operator_role,
+            "--operator-password", "op-pw", database="owner",
+        )
+        assert lines == [f"{verb} role {test_role} on database {dbname}",
+                         f"{verb} operator role {operator_role} on database {dbname}"]
+        runtime, operator = role_facts(test_role), role_facts(operator_role)
+        assert runtime["attributes"][:2] == (False, False)
+        # not superuser, BYPASSRLS (it reads across tenants), no createdb/createrole/replication
+        assert operator["attributes"] == (False, True, False, False, False, True, True)
+        assert operator["owned"] == 0 and operator["member_of_owner"] is False
+        assert operator["privileges"] == runtime["privileges"]
+        with owner_cursor() as cursor:
+            cursor.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", [test_role, operator_role])
+            assert cursor.fetchone()[0] is False, "the runtime role must never be able to become the operator"
+
+
+@requires_postgres
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_setup_app_role_refuses_bad_operator_arguments(test_role, operator_role):
+    assert "must not be the runtime role" in refused(
+        "setup_app_role", test_role, "--password", "pw", "--operator", test_role, "--operator-password", "x",
+        database="owner",
+    )
+    assert "--operator-password" in refused(
+        "setup_app_role", test_role, "--password", "pw", "--operator", operator_role, database="owner"
+    )
+    assert "needs --operator" in refused(
+        "setup_app_role", test_role, "--password", "pw", "--operator-password", "x", database="owner"
+    )
+    assert "operator role name" in refused(
+        "setup_app_role", test_role, "--password", "pw", "--operator", "Bad-Name", "--operator-password", "x",
+        database="owner",
+    )
+    with owner_cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname IN (%s, %s)", [test_role, operator_role])
+        assert cursor.fetchone()[0] == 0

@@ -14,7 +14,9 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from integrations.models import TenantIntegration
@@ -279,6 +281,29 @@ def test_a_pruned_row_says_so_on_its_page(world, client):
         WebhookLog.objects.filter(pk=pk).update(body=b"", headers={}, pruned_at=timezone.now())
     client.force_login(world.bob)
     assert "removed on" in client.get(f"/webhooks/{pk}/").content.decode()
+
+
+def test_a_pruned_row_cannot_be_replayed(world, client):
+    pk = _aged(world.acme, "processed", 100, event_type="checkout.session.completed")
+    with tenant_context(world.acme):
+        WebhookLog.objects.filter(pk=pk).update(body=b"", headers={}, pruned_at=timezone.now())
+    response = client.post(f"/api/v1/webhook-events/{pk}/replay/", **bearer(world.alice))
+    assert response.status_code == 409 and "retention" in response.json()["reason"]
+    with tenant_context(world.acme):
+        assert WebhookLog.objects.get(pk=pk).status == WebhookLog.Status.PROCESSED
+
+
+def test_the_admin_list_of_deliveries_loads_no_headers_or_bodies(world, client):
+    with tenant_context(world.acme):
+        WebhookLog.objects.create(source="stripe", event_id="huge", status="rejected",
+                                  headers={"X-Big": "h" * 3000}, body=b"b" * 3000)
+    client.force_login(world.oscar)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/admin/webhooks/webhooklog/")
+    assert page.status_code == 200 and "huge" in page.content.decode()
+    loaded = [q["sql"] for q in queries if '"webhooks_webhooklog"."headers"' in q["sql"] or '"webhooks_webhooklog"."body"' in q["sql"]]
+    assert not loaded, loaded
+    assert "hhhhhhhh" not in page.content.decode() and "bbbbbbbb" not in page.content.decode()
 
 
 def test_the_rejected_counter_is_shown_with_its_row(world, client):

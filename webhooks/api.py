@@ -63,14 +63,16 @@ class WebhookEventViewSet(TenantScopedViewSet):
         """Process a stored delivery again (tenant owners and admins; another tenant's row is 404).
 
         202: queued, processed once the request commits (handlers are idempotent, so a replayed
-        payment is not counted twice). 409: a rejected delivery (never verified) or one no handler
-        takes cannot be replayed."""
+        payment is not counted twice). 409: a rejected delivery (never verified), one whose body
+        retention removed, or one no handler takes cannot be replayed."""
         row = self.get_object()
         with transaction.atomic():
             queued = processing.replay(row)
         if not queued:
             if row.status == WebhookLog.Status.REJECTED:
                 reason = "a rejected delivery was never verified and cannot be replayed"
+            elif row.pruned_at:
+                reason = "its body was removed by retention (WEBHOOK_RETENTION_DAYS): nothing to replay"
             else:
                 reason = f"no handler for event type {row.event_type or '(none)'}: nothing to replay"
             return Response({"status": "not_replayable", "id": row.pk, "reason": reason},

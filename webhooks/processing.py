@@ -173,7 +173,7 @@ def replay(row: WebhookLog) -> bool:
     from engarde.queue import enqueue_on_commit
     from webhooks.tasks import process_webhook
 
-    if row.status == WebhookLog.Status.REJECTED:
+    if row.status == WebhookLog.Status.REJECTED or row.pruned_at:  # pruned: no body left to run
         return False
     provider = PROVIDERS.get(row.source)  # a row of a provider removed since: nothing to run it
     if provider is None or provider.handler_for(row.event_type) is None:

@@ -312,3 +312,21 @@ def test_the_rejected_counter_is_shown_with_its_row(world, client):
         assert TenantIntegration.objects.exists()  # the world's ManyChat connection: any secret lookup works
     client.force_login(world.bob)
     assert "41 more rejected deliveries" in client.get(f"/webhooks/{row.pk}/").content.decode()
+
+
+# --- item 18: the rate windows run on an injected clock ----------------------------------------
+
+
+def test_a_rate_window_ends_where_the_clock_says(monkeypatch):
+    from webhooks import ratelimit
+    from webhooks.testing import FROZEN_RATE_CLOCK
+
+    with override_settings(WEBHOOK_RATE_WINDOW_SECONDS=60):
+        freeze_rate_windows(monkeypatch, at=FROZEN_RATE_CLOCK)  # 30 s into a window
+        assert ratelimit.over("t", 1) is None
+        assert ratelimit.over("t", 1) == 30  # the rest of the window
+        monkeypatch.setattr(ratelimit, "now", lambda: FROZEN_RATE_CLOCK + 29)  # the window's last second
+        assert ratelimit.over("t", 1) == 1
+        monkeypatch.setattr(ratelimit, "now", lambda: FROZEN_RATE_CLOCK + 30)  # the next window
+        assert ratelimit.over("t", 1) is None
+        assert ratelimit.over("t", 0) is None  # 0: no limit

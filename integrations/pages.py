@@ -16,7 +16,8 @@ from integrations.http import ApiError, RateLimited
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
 from integrations.state import platform_state, state_of
-from tenants.decorators import can_administer, tenant_page
+from tenants.context import tenant_context
+from tenants.decorators import can_administer, outside_tenant_transaction, tenant_page
 from tenants.staff import ROTATE_SECRETS, acting_as_staff, staff_allowed
 from webhooks.models import WebhookLog
 
@@ -103,12 +104,16 @@ def render_setup(request, provider, integration, form, new_token: str = "", stat
     return response
 
 
+@outside_tenant_transaction
 @tenant_page(admin_only=True, reads=("integrations.view_tenantintegration",), changes=CHANGE)
 @require_POST
 def check_connection(request, provider_name: str):
-    """Call the platform's API with the tenant's credentials and say whether it answered."""
+    """Call the platform's API with the tenant's credentials and say whether it answered. Runs
+    outside the request's tenant transaction: only the read of the integration is in one, so no
+    transaction is held while the platform takes its time (timeouts 5 + 20 s, three retries)."""
     provider = _provider(provider_name)
-    integration = TenantIntegration.objects.filter(provider=provider.name).first()
+    with tenant_context(request.tenant):
+        integration = TenantIntegration.objects.filter(provider=provider.name).first()
     if integration is None or not hasattr(provider, "check_connection"):
         raise Http404("Nothing to check.")
     try:

@@ -69,3 +69,11 @@ def acts_as_owner(request) -> bool:
     if acting_as_staff(request):
         return staff_allowed(request, ACT_AS_OWNER)
     return bool(request.membership and request.membership.role == "owner")
+
+
+def outside_tenant_transaction(view):
+    """Mark a view that waits on a platform (check connection): ``TenantMiddleware`` resolves its
+    tenant as usual but opens no transaction around it, so none is held across the HTTP call. The
+    view opens ``tenant_context(request.tenant)`` itself, briefly, for what it reads or writes."""
+    view.tenant_transaction = False
+    return view

@@ -1,4 +1,5 @@
 from django.db import transaction
+from django.urls import Resolver404, resolve
 
 from tenants.authentication import authenticate_bearer
 from tenants.context import tenant_context
@@ -8,6 +9,14 @@ from tenants.staff import audit_log, audit_staff_request
 # Paths that pick their tenant themselves: the admin works in an operator context, and webhook
 # receivers take the tenant from the URL and prove it with the tenant's secret.
 SELF_SCOPED_PREFIXES = ("/admin/", "/api/webhooks/", "/static/")
+
+
+def _wants_transaction(request) -> bool:
+    """False for a view marked ``tenants.decorators.outside_tenant_transaction``."""
+    try:
+        return getattr(resolve(request.path_info).func, "tenant_transaction", True)
+    except Resolver404:
+        return True
 
 
 class TenantMiddleware:
@@ -46,12 +55,19 @@ class TenantMiddleware:
         request.staff_acting = resolution.staff
         if request.GET.get("tenant") and request.api_token is None and hasattr(request, "session"):
             request.session[SESSION_KEY] = resolution.tenant.slug
-        with tenant_context(resolution.tenant):
+        if not _wants_transaction(request):
+            response = self.get_response(request)
+        else:
+            response = self._in_tenant_transaction(request, resolution.tenant)
+        if request.staff_acting:
+            audit_staff_request(request, response)
+        return response
+
+    def _in_tenant_transaction(self, request, tenant):
+        with tenant_context(tenant):
             response = self.get_response(request)
             if response.status_code >= 500:
                 # Django turns a view's exception into a 500 before it reaches us: undo what the
                 # view wrote (and its on-commit tasks) instead of committing half a request.
                 transaction.set_rollback(True)
-        if request.staff_acting:
-            audit_staff_request(request, response)
         return response

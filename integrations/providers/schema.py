@@ -90,6 +90,9 @@ def _required(email: str) -> str:
     return email
 
 
+OBJECT_ERRORS = ("model_type", "model_attributes_type", "dict_type")
+
+
 def _path(location: tuple) -> str:
     parts = []
     for part in location:
@@ -106,16 +109,16 @@ def describe(error: ValidationError, subject: str) -> str:
     cleaned piece of a bad value (the money and value parsers do), never the whole input."""
     first = error.errors(include_url=False, include_input=False)[0]
     path, kind = _path(tuple(first["loc"])), first["type"]
+    message = first["msg"].removeprefix("Value error, ")
     if not path:
-        sentence = f"{subject} is not an object"
+        sentence = f"{subject} is not an object" if kind in OBJECT_ERRORS else f"{subject} {message}"
     elif kind == "missing":
         sentence = f"{subject} has no `{path}`"
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+    elif kind in OBJECT_ERRORS:
         sentence = f"`{path}` in {subject} is not an object"
     elif kind == "list_type":
         sentence = f"`{path}` in {subject} is not a list"
     else:
-        message = first["msg"].removeprefix("Value error, ")
         sentence = f"`{path}` in {subject} {message}" if message.startswith("is ") else f"`{path}` in {subject}: {message}"
     more = error.error_count() - 1
     return sentence + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

@@ -6,6 +6,7 @@ unique ``id``, else the body's hash, so a scenario re-run of the same bytes is o
 
 from integrations.providers.base import CredentialField, Provider, WebhookAuth
 from integrations.providers.denefits.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.denefits.schemas import SCHEMAS
 
 
 class DenefitsProvider(Provider):
@@ -15,6 +16,7 @@ class DenefitsProvider(Provider):
     webhook_secret_label = "Webhook token (X-Webhook-Token header)"
     credential_fields = (CredentialField("api_key", "API key", required=False),)
     handlers = HANDLERS
+    schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
 
     def event_type(self, payload, request):

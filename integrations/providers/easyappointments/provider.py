@@ -9,6 +9,7 @@ object's id and the body's hash. The same bytes twice are one event; any change 
 from integrations.http import call_json, ensure_public_https, make_session
 from integrations.providers.base import TEST_EVENT_TYPE, CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.easyappointments.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.easyappointments.schemas import SCHEMAS
 from integrations.providers.validators import http_url
 
 
@@ -24,6 +25,7 @@ class EasyAppointmentsProvider(Provider):
         CredentialField("password", "API password or token", required=False),
     )
     handlers = HANDLERS
+    schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
     # E!A 1.5.0 sends no header at all; 1.5.1+ sends one whose name the admin chooses.
     token_in_query = True
@@ -50,7 +52,7 @@ class EasyAppointmentsProvider(Provider):
             "marked ignored.",
             "E!A sends each event once and does not retry: check this tenant's webhook log after a test booking. "
             "The appointment must carry its customer (e-mail, names, phone); a payload without one is marked "
-            "failed with that reason.",
+            "malformed with that reason.",
         ]
 
     def check_connection(self, integration) -> str:

@@ -12,6 +12,7 @@ from django.conf import settings
 from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.manychat.handlers import DEFAULT_EVENT, HANDLERS, IGNORED_EVENTS, subscriber_of
+from integrations.providers.manychat.schemas import Subscriber
 
 
 class ManyChatProvider(Provider):
@@ -24,6 +25,7 @@ class ManyChatProvider(Provider):
         CredentialField("api_key", "API key", required=False, help_text="Settings → API; the page-id:key pair."),
     )
     handlers = HANDLERS
+    schemas = {event_type: Subscriber for event_type in HANDLERS}
     ignored_events = IGNORED_EVENTS
 
     def event_type(self, payload, request):

@@ -60,10 +60,11 @@ class TestManyChat(WebhookSecuritySuite):
             assert pat.last_name == "Acme-Side" and Contact.objects.filter(email=SHARED_EMAIL).count() == 1
         assert self.contact(self.world.globex, mc_id=SHARED_MC_ID).last_name == ""
 
-    def test_explicit_event_without_a_subscriber_id_fails_with_a_reason(self, hooks):
+    def test_explicit_event_without_a_subscriber_id_is_malformed_with_a_reason(self, hooks):
         self.deliver(b'{"event": "subscriber.updated", "email": "no-id@example.com"}')
         (row,) = rows(self.world.acme, source="manychat")
-        assert row.status == WebhookLog.Status.FAILED and "no subscriber id" in row.error
+        assert row.status == WebhookLog.Status.MALFORMED and row.attempts == 1, row.error
+        assert row.error == "the ManyChat subscriber.updated event has no `id`"
         assert self.contact(self.world.acme, email="no-id@example.com") is None
 
     def test_body_without_subscriber_or_event_is_kept_as_unknown(self, hooks):

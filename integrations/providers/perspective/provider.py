@@ -5,6 +5,7 @@
 
 from integrations.providers.base import CredentialField, Provider, WebhookAuth
 from integrations.providers.perspective.handlers import DEFAULT_EVENT, HANDLERS, IGNORED_EVENTS
+from integrations.providers.perspective.schemas import SCHEMAS
 
 
 class PerspectiveProvider(Provider):
@@ -14,6 +15,7 @@ class PerspectiveProvider(Provider):
     webhook_secret_label = "Webhook token (X-Webhook-Token header)"
     credential_fields = (CredentialField("api_key", "API key", required=False),)
     handlers = HANDLERS
+    schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
 
     def event_type(self, payload, request):
@@ -36,5 +38,5 @@ class PerspectiveProvider(Provider):
             "email, firstName/lastName (or name), phone; \"answers\" as {question: answer} or a list of "
             "{question, answer}; optional \"id\", \"funnel\" {name} and \"event\" (default \"lead\").",
             "Every answered field that is not e-mail, name or phone is kept on the contact as a custom field. "
-            "Submit the funnel once and check this tenant's webhook log; a lead without an e-mail is marked failed.",
+            "Submit the funnel once and check this tenant's webhook log; a lead without an e-mail is marked malformed.",
         ]

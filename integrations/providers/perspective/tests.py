@@ -55,7 +55,8 @@ class TestPerspective(WebhookSecuritySuite):
         assert contact.custom_fields["company"] == "Nguyen Bakery GmbH"
         assert self.contact(self.world.globex, "alex.nguyen@example.com") is None
 
-    def test_lead_without_email_fails_with_a_reason(self, hooks):
+    def test_lead_without_email_is_malformed_with_a_reason(self, hooks):
         self.deliver(b'{"contact": {"firstName": "Nobody"}}')
         (row,) = rows(self.world.acme, source="perspective")
-        assert row.status == WebhookLog.Status.FAILED and "no e-mail" in row.error
+        assert row.status == WebhookLog.Status.MALFORMED and row.attempts == 1, row.error
+        assert row.error.startswith("the Perspective lead has no `contact.email`")

@@ -90,7 +90,7 @@ def test_a_redelivery_is_counted_while_the_platform_has_not_answered(tenant):
     """The duplicate counter is an UPDATE of the row: with the row locked across the fetch, this
     redelivery would wait (holding a web worker) until the platform answered."""
     row = stored_order_placed(tenant)
-    answers = []
+    answers, answered_first = [], []
 
     def redeliver():
         try:
@@ -109,12 +109,14 @@ def test_a_redelivery_is_counted_while_the_platform_has_not_answered(tenant):
         # broken build (the redelivery blocked on our lock), never reached by a working one.
         thread = threading.Thread(target=redeliver)
         thread.start()
-        thread.join(timeout=60)
+        thread.join(timeout=30)
+        answered_first.append(not thread.is_alive())
         return 200, {}, order()
 
     with responses.RequestsMock() as fake:
         fake.add_callback(responses.GET, ORDER_URL, callback=platform)
         assert process_webhook.apply(args=(row.pk, str(tenant.pk))).get() == "processed"
+    assert answered_first == [True], "the redelivery waited for the platform's answer"
     assert answers == [(200, "duplicate")]
     row = row_of(tenant, row.pk)
     assert (row.status, row.delivery_count, row.attempts) == (WebhookLog.Status.PROCESSED, 2, 1)

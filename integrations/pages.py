@@ -146,6 +146,8 @@ def record_check(integration, sentence: str) -> None:
     """A failed check makes the platform "failing" with its reason, the same for every platform
     (``integrations.state``); a check that works clears it."""
     now = timezone.now()
-    TenantIntegration.objects.filter(pk=integration.pk).update(
-        last_error=sentence, last_error_at=now if sentence else None, updated_at=now
-    )
+    # Its own short transaction: the page runs outside the request's (see check_connection).
+    with tenant_context(integration.tenant_id):
+        TenantIntegration.objects.filter(pk=integration.pk).update(
+            last_error=sentence, last_error_at=now if sentence else None, updated_at=now
+        )

@@ -2,9 +2,10 @@
 (will retry, with backoff) → dead; a processed row is never processed twice; the sweeper
 publishes what a lost publish left behind.
 
-Handlers fail here for a real reason: a correctly signed Stripe checkout whose session lacks
-both its ``id`` and its ``payment_intent``, so the Stripe handler's ``session["id"]`` raises
-``KeyError`` (after it has upserted the customer: the rollback is part of what is tested).
+A failure worth retrying comes from a platform registered for these tests only (``Flaky``): its
+handler upserts a contact and then fails as a call to a platform that is down does (its API
+answered 503), so the rollback of what it wrote is part of what is tested. It does not depend on
+how any real provider's handler or schema treats odd input (test_fuzz.py does that).
 
 How a worker's retries are shown: ``Task.apply()`` runs a task the way the in-process mode does
 (``request.is_eager``), and ``process_webhook`` deliberately never sleeps there and counts attempts
@@ -27,10 +28,12 @@ from django.test import override_settings
 from django.utils import timezone
 
 from conftest import requires_postgres
-
 from contacts.models import Contact, Payment
+from contacts.services import upsert_contact
 from integrations.models import TenantIntegration
-from integrations.providers.base import hmac_sha256_hex
+from integrations.http import ApiError
+from integrations.providers.base import Provider, WebhookAuth, hmac_sha256_hex
+from integrations.registry import PROVIDERS
 from tenants.context import operator_context, tenant_context
 from webhooks import processing
 from webhooks.models import WebhookLog
@@ -41,13 +44,45 @@ from webhooks.testing import connect, fixture_bytes, post_stripe, rows, webhook_
 CHECKOUT_PI = "pi_3QxCheckout00000001"
 
 
-def broken_checkout() -> bytes:
-    payload = json.loads(fixture_bytes("stripe", "checkout_session_completed"))
-    payload["id"] = "evt_broken_checkout"
-    session = payload["data"]["object"]
-    del session["id"], session["payment_intent"]
-    session["customer_details"]["email"] = "broken.checkout@example.com"
-    return json.dumps(payload).encode()
+FLAKY_TOKEN = "flaky-token-0123456789abcdefghij"
+FLAKY_EMAIL = "broken.checkout@example.com"
+FLAKY_ERROR = "ApiError: Flaky answered 503 to GET /v1/orders/1"
+
+
+def flaky_order(event) -> None:
+    upsert_contact(source="flaky", email=FLAKY_EMAIL)
+    raise ApiError("Flaky answered 503 to GET /v1/orders/1")
+
+
+class FlakyPlatform(Provider):
+    """A token platform whose one event type fails after writing, the way a platform that is down
+    fails: worth retrying."""
+
+    name, label, webhook_auth = "flaky", "Flaky", WebhookAuth.TOKEN
+    handlers = {"order": flaky_order}
+
+    def event_id(self, payload, request):
+        return str(payload["id"])
+
+
+@pytest.fixture
+def fail(stripe, client, django_capture_on_commit_callbacks, monkeypatch):
+    """Deliver an ``order`` of the Flaky platform (connected at both tenants): returns its row,
+    ``failed`` after its first attempt; ``process=False`` leaves it ``received``."""
+    monkeypatch.setitem(PROVIDERS, "flaky", FlakyPlatform())
+    for tenant in (stripe.acme, stripe.globex):
+        connect(tenant, "flaky", FLAKY_TOKEN)
+    sent = iter(range(1, 1000))
+
+    def send(tenant, process: bool = True) -> WebhookLog:
+        body = json.dumps({"type": "order", "id": f"order-{next(sent)}"}).encode()
+        with django_capture_on_commit_callbacks(execute=process):
+            response = client.post(webhook_path(tenant, "flaky"), data=body, content_type="application/json",
+                                   HTTP_X_WEBHOOK_TOKEN=FLAKY_TOKEN)
+        assert response.status_code == 200, response.content
+        return rows(tenant, source="flaky")[-1]
+
+    return send
 
 
 @pytest.fixture
@@ -73,9 +108,9 @@ def reload(tenant, row) -> WebhookLog:
         return WebhookLog.objects.get(pk=row.pk)
 
 
-def stripe_integration(tenant) -> TenantIntegration:
+def integration_of(tenant, provider: str) -> TenantIntegration:
     with tenant_context(tenant):
-        return TenantIntegration.objects.get(provider="stripe")
+        return TenantIntegration.objects.get(provider=provider)
 
 
 @contextmanager
@@ -105,25 +140,25 @@ def run_as_worker(row, retries: int):
 
 
 # --- a failing handler --------------------------------------------------------------------------
-def test_a_failing_handler_leaves_the_row_failed_with_its_reason(stripe, post):
-    row = post(stripe.acme, broken_checkout())
+def test_a_failing_handler_leaves_the_row_failed_with_its_reason(stripe, fail):
+    row = fail(stripe.acme)
     assert row.status == WebhookLog.Status.FAILED
     assert row.attempts == 1 and row.processed_at is None
-    assert row.error == "KeyError: 'id'"
+    assert row.error == FLAKY_ERROR and "Traceback" in row.traceback
     # The handler's writes were rolled back with it: the customer it upserted is not there.
     with tenant_context(stripe.acme):
-        assert not Contact.objects.filter(email="broken.checkout@example.com").exists()
-    integration = stripe_integration(stripe.acme)
-    assert integration.last_error == "KeyError: 'id'" and integration.last_error_at is not None
+        assert not Contact.objects.filter(email=FLAKY_EMAIL).exists()
+    integration = integration_of(stripe.acme, "flaky")
+    assert integration.last_error == FLAKY_ERROR and integration.last_error_at is not None
     # Only that tenant's integration.
-    assert stripe_integration(stripe.globex).last_error == ""
+    assert integration_of(stripe.globex, "flaky").last_error == ""
 
 
-def test_in_process_mode_leaves_a_failure_for_the_sweeper_or_a_replay(stripe, post):
+def test_in_process_mode_leaves_a_failure_for_the_sweeper_or_a_replay(stripe, fail):
     """``apply()`` is the in-process mode (no broker): it never waits for a backoff. The row stays
     ``failed`` (for the sweeper or a replay) until it has had as many attempts as a worker would
     make, counted on the row itself, and is ``dead`` after that."""
-    row = post(stripe.acme, broken_checkout())  # attempt 1, at delivery time
+    row = fail(stripe.acme)  # attempt 1, at delivery time
     with override_settings(WEBHOOK_MAX_RETRIES=2):
         assert process_webhook.apply(args=(row.pk, str(stripe.acme.pk))).get() == "failed"
         row = reload(stripe.acme, row)
@@ -134,8 +169,8 @@ def test_in_process_mode_leaves_a_failure_for_the_sweeper_or_a_replay(stripe, po
 
 
 @override_settings(WEBHOOK_MAX_RETRIES=3, WEBHOOK_RETRY_BASE_SECONDS=30.0, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
-def test_a_worker_retries_with_backoff_then_the_row_is_dead(stripe, post):
-    row = post(stripe.acme, broken_checkout())  # attempt 1 (in-process, at delivery time)
+def test_a_worker_retries_with_backoff_then_the_row_is_dead(stripe, fail):
+    row = fail(stripe.acme)  # attempt 1 (in-process, at delivery time)
     for retries in range(3):
         outcome, published = run_as_worker(row, retries)
         assert isinstance(outcome, Retry), outcome
@@ -151,7 +186,7 @@ def test_a_worker_retries_with_backoff_then_the_row_is_dead(stripe, post):
     outcome, published = run_as_worker(row, 3)
     assert outcome == "dead" and published == []
     row = reload(stripe.acme, row)
-    assert (row.status, row.attempts, row.error) == (WebhookLog.Status.DEAD, 5, "KeyError: 'id'")
+    assert (row.status, row.attempts, row.error) == (WebhookLog.Status.DEAD, 5, FLAKY_ERROR)
     # Dead is final for the worker: another delivery of the message changes nothing.
     outcome, published = run_as_worker(row, 0)
     assert outcome == "skipped (dead)" and published == []
@@ -195,14 +230,13 @@ def age(tenant, row, seconds: float) -> None:
 
 
 @override_settings(WEBHOOK_SWEEP_AFTER_SECONDS=120, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
-def test_the_sweeper_publishes_stuck_rows_of_every_tenant_and_only_those(stripe, post):
+def test_the_sweeper_publishes_stuck_rows_of_every_tenant_and_only_those(stripe, post, fail):
     # Stored, but their publish was lost: "received".
     stuck = post(stripe.acme, process=False)
     fresh = post(stripe.globex, process=False)
     # Failed, and their retry message was lost (or not yet due).
-    body = broken_checkout()
-    failed_long_ago = post(stripe.globex, body)
-    failed_recently = post(stripe.acme, body)
+    failed_long_ago = fail(stripe.globex)
+    failed_recently = fail(stripe.acme)
     for row in (stuck, fresh, failed_long_ago, failed_recently):
         assert row.status in (WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED)
     age(stripe.acme, stuck, 121)
@@ -224,12 +258,13 @@ def test_the_sweeper_publishes_stuck_rows_of_every_tenant_and_only_those(stripe,
 
 
 @override_settings(WEBHOOK_SWEEP_AFTER_SECONDS=120, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
-def test_the_sweeper_leaves_finished_rows_alone_however_old(stripe, post, client, django_capture_on_commit_callbacks):
+def test_the_sweeper_leaves_finished_rows_alone_however_old(stripe, post, fail, client,
+                                                            django_capture_on_commit_callbacks):
     processed = post(stripe.acme)
     with django_capture_on_commit_callbacks(execute=True):  # unsigned: rejected
         post_stripe(client, stripe.acme, fixture_bytes("stripe", "payment_intent_succeeded"), signed=False)
     (rejected,) = rows(stripe.acme, source="stripe", status=WebhookLog.Status.REJECTED)
-    dead = post(stripe.acme, broken_checkout())
+    dead = fail(stripe.acme)
     processing.record_failure(dead.pk, str(stripe.acme.pk), KeyError("id"), final=True)
     ignored = post(stripe.acme, fixture_bytes("stripe", "customer_created"))
     for row in (processed, rejected, dead, ignored):

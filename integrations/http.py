@@ -31,7 +31,7 @@ class TimeoutSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
-def make_session(total_retries: int = 3) -> requests.Session:
+def make_session(total_retries: int = 3, adapter_class: type[HTTPAdapter] = HTTPAdapter, **adapter_kwargs) -> requests.Session:
     session = TimeoutSession()
     retry = Retry(
         total=total_retries,
@@ -41,7 +41,7 @@ def make_session(total_retries: int = 3) -> requests.Session:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = adapter_class(max_retries=retry, **adapter_kwargs)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -85,25 +85,83 @@ class UnsafeUrl(ApiError):
     """A tenant-entered URL that points inside our network (or is not https): never requested."""
 
 
-def resolve_host(host: str) -> list[str]:
-    """The addresses ``host`` resolves to (a seam: tests give names of their local fakes)."""
-    return [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+# Globally routable by Python's reckoning, yet able to reach inside a network: NAT64 and 6to4 embed
+# an IPv4 address (64:ff9b::7f00:1 is 127.0.0.1 behind a NAT64 gateway); 6to4 relays are anycast.
+# (The same list as requests-hardened's, which pins addresses the same way.)
+TRANSLATED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "192.88.99.0/24",
+))
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def ensure_public_https(url: str) -> str:
+def resolve_host(host: str, port: int | None = None) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order."""
+    return [info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
+
+
+def address_allowed(address: str, allowed_networks: tuple[Network, ...] = ()) -> bool:
+    """Whether we may connect to ``address``: a public one, or one inside a network the operator
+    allowed (``allowed_networks``, for URLs an operator set; empty for what a tenant typed)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:127.0.0.1 is 127.0.0.1
+        ip = ip.ipv4_mapped
+    if any(ip in network for network in allowed_networks if network.version == ip.version):
+        return True
+    return ip.is_global and not any(ip in net for net in TRANSLATED_NETWORKS if net.version == ip.version)
+
+
+def checked_address(host: str, port: int | None = None, allowed_networks: tuple[Network, ...] = ()) -> str:
+    """Resolve ``host`` once and return the address to connect to, when every address it has is
+    allowed (one bad answer among good ones is a refusal: the resolver could hand either out)."""
+    try:
+        addresses = resolve_host(host, port)
+    except (OSError, UnicodeError):
+        raise UnsafeUrl(f"{host} could not be resolved") from None
+    if not addresses or not all(address_allowed(a, allowed_networks) for a in addresses):
+        raise UnsafeUrl(f"{host} is not a public address")
+    return addresses[0].split("%")[0]
+
+
+def ensure_public_https(url: str, allowed_networks: tuple[Network, ...] = ()) -> str:
     """Refuse a URL a tenant typed in unless it is https on a host whose every address is public.
 
     Without this, "check connection" would let a tenant make our servers call (with the tenant's
-    credentials) any address they can reach: metadata services, databases, admin ports."""
+    credentials) any address they can reach: metadata services, databases, admin ports. This is
+    the early check with a clear message; ``pinned_session`` is what makes it hold, by connecting
+    to the address it checked (a name may answer differently a second later: DNS rebinding)."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
         raise UnsafeUrl("the URL must be https://host/… with no user name or password in it")
-    try:
-        addresses = resolve_host(parts.hostname)
-    except OSError:
-        raise UnsafeUrl(f"{parts.hostname} could not be resolved") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            raise UnsafeUrl(f"{parts.hostname} is not a public address")
+    checked_address(parts.hostname, parts.port, allowed_networks)
     return url
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to the address it checked, never to a second answer of the resolver.
+
+    Each new connection resolves the host once (``checked_address``), refuses it unless every
+    address is allowed, and hands urllib3 the address instead of the name, keeping the name for
+    the ``Host`` header, TLS SNI and certificate checking. urllib3 then has nothing to resolve:
+    its retries reuse the pinned address, and a redirect (when followed) comes back through here."""
+
+    def __init__(self, allowed_networks: tuple[Network, ...] = (), **kwargs):
+        self.allowed_networks = tuple(allowed_networks)
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        host, port = host_params["host"], host_params["port"]
+        host_header = f"[{host}]" if ":" in host else host
+        request.headers["Host"] = f"{host_header}:{port}" if port else host_header
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = host  # SNI
+            pool_kwargs["assert_hostname"] = host  # the certificate is the name's, not the address's
+        host_params["host"] = checked_address(host, port, self.allowed_networks)
+        return host_params, pool_kwargs
+
+
+def pinned_session(allowed_networks: tuple[Network, ...] = (), total_retries: int = 3) -> requests.Session:
+    """``make_session`` for a URL somebody typed: every connection goes to a checked address,
+    public unless it lies in ``allowed_networks``."""
+    return make_session(total_retries, adapter_class=PinnedAddressAdapter, allowed_networks=allowed_networks)

@@ -35,7 +35,8 @@ def fake_dns(monkeypatch):
     from integrations import http
 
     real = http.resolve_host
-    monkeypatch.setattr(http, "resolve_host", lambda host: ["93.184.216.34"] if host.endswith(".acme.test") else real(host))
+    monkeypatch.setattr(http, "resolve_host",
+                        lambda host, port=None: ["93.184.216.34"] if host.endswith(".acme.test") else real(host, port))
 
 
 SECRET_FIELD = {name: next(k for k in creds if "secret" in k or "key" in k or "token" in k or "password" in k)

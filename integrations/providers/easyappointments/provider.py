@@ -6,7 +6,7 @@ E!A tries once and keeps no id for a delivery, so the event id is derived: the a
 object's id and the body's hash. The same bytes twice are one event; any change is a new one.
 """
 
-from integrations.http import call_json, ensure_public_https, make_session
+from integrations.http import call_json, ensure_public_https, pinned_session
 from integrations.providers.base import TEST_EVENT_TYPE, CredentialField, Provider, WebhookAuth, body_hash
 from integrations.providers.easyappointments.handlers import HANDLERS, IGNORED_EVENTS
 from integrations.providers.easyappointments.schemas import SCHEMAS
@@ -62,6 +62,6 @@ class EasyAppointmentsProvider(Provider):
             raise ValueError("enter the installation URL and the API password or token first")
         ensure_public_https(url)
         auth = {"auth": (user, password)} if user else {"headers": {"Authorization": f"Bearer {password}"}}
-        services = call_json(make_session(), "GET", f"{url.rstrip('/')}/index.php/api/v1/services",
+        services = call_json(pinned_session(), "GET", f"{url.rstrip('/')}/index.php/api/v1/services",
                              platform="Easy!Appointments", params={"length": 1}, **auth)
         return f"{len(services)} service(s) visible" if isinstance(services, list) else "the API answered"

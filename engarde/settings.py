@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI as static files (/api/docs/)
     "axes",
     "tenants",
     "integrations",
@@ -276,14 +277,29 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.IsTenantMember"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "engarde.openapi.TenantAwareSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "En Garde API",
-    "DESCRIPTION": "Tenant-scoped read API of the En Garde integration hub.",
+    "DESCRIPTION": (
+        "Your tenant's data in En Garde: the contacts, payments and sign-ups your platforms' webhooks "
+        "produced, the deliveries themselves, and your connected platforms. Read-only, except replaying "
+        "a delivery.\n\n"
+        "Authenticate with `Authorization: Bearer <token>` (an API token of your tenant). Every answer is "
+        "about one tenant: yours, or the one you name with `?tenant=` (or `X-Tenant`) when you belong to "
+        "several. Lists are paginated as `{count, next, previous, results}`; `?page=` picks a page."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "engarde.openapi.add_webhook_receiver",
+    ],
+    # Swagger UI (/api/docs/) from drf-spectacular-sidecar's files, served like our own static
+    # files: no CDN at run time.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- Logging ---------------------------------------------------------------------------------

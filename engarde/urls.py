@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.http import JsonResponse
+from django.views import defaults
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from contacts import pages as contact_pages
@@ -61,4 +63,17 @@ urlpatterns = [
             webhook_views.test_connection, name="webhook-test"),
     re_path(r"^api/webhooks/(?P<first>[^/]+)/(?P<second>[^/]+)/?$", webhook_views.receive_webhook, name="webhook"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
+    # Interactive documentation of that schema: Swagger UI, from static files. (Not Redoc: its page
+    # loads fonts from Google's CDN.)
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),
 ]
+
+
+def not_found(request, exception=None):
+    """Under /api/ a URL that matches nothing answers in the API's own form (JSON), like the rest."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from engarde.api import TenantScopedViewSet
@@ -45,6 +46,12 @@ class IntegrationSerializer(serializers.ModelSerializer):
         return integration.webhook_url if integration.provider_obj.receives_webhooks else None
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List connected platforms", description="Every platform your tenant has connected, "
+                       "with whether its setup is complete (and what is missing), its webhook URL and its last "
+                       "error. Secrets are never shown."),
+    retrieve=extend_schema(summary="Get a connected platform", description="One connection of your tenant, by id."),
+)
 class IntegrationViewSet(TenantScopedViewSet):
     model = TenantIntegration
     serializer_class = IntegrationSerializer

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +19,8 @@ class TenantSerializer(serializers.ModelSerializer):
         return membership.role if membership else ("staff" if request._request.staff_acting else "")
 
 
+@extend_schema(summary="The tenant you act for", description="Which tenant this request acts for, and your role "
+               "in it (`owner`, `admin`, `member`, or `staff` for operators).")
 class CurrentTenantView(APIView):
     """The tenant this request acts for."""
 

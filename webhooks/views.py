@@ -12,11 +12,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import uuid
+from functools import wraps
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -31,6 +33,7 @@ from tenants.context import tenant_context
 from tenants.models import Membership, Tenant
 from tenants.staff import audit_log
 from webhooks import ratelimit
+from webhooks.api import HELPER_PARAMETERS_DOC, WebhookReadinessSerializer, WebhookUrlSerializer, helper_parameters
 from webhooks.ingest import receive
 from webhooks.models import WebhookLog
 
@@ -174,15 +177,18 @@ def _prepare(view):
     """These views sit under /api/webhooks/, where TenantMiddleware does not run: read the bearer
     token here so DRF's authentication sees it."""
 
+    @wraps(view)  # keeps DRF's ``cls`` on the function, so the schema sees these views
     def wrapped(request, *args, **kwargs):
         authenticate_bearer(request)
         return view(request, *args, **kwargs)
 
-    wrapped.__name__ = view.__name__
     wrapped.csrf_exempt = True
     return wrapped
 
 
+@extend_schema(summary="Get a tenant's webhook URL for a platform", tags=["webhooks"], responses=WebhookUrlSerializer,
+               parameters=helper_parameters(),
+               description="The URL to enter at the platform, with the setup steps. " + HELPER_PARAMETERS_DOC)
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def _generate_url(request, source: str, tenant_key: str):
@@ -195,6 +201,10 @@ def _generate_url(request, source: str, tenant_key: str):
     )
 
 
+@extend_schema(summary="Check whether a platform's webhooks can arrive", tags=["webhooks"],
+               responses=WebhookReadinessSerializer, parameters=helper_parameters(),
+               description="Whether the tenant's secret is set and the connection active, and when the last "
+                           "delivery arrived. Sends nothing. " + HELPER_PARAMETERS_DOC)
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def _test_connection(request, source: str, tenant_key: str):

@@ -1,0 +1,46 @@
+"""The OpenAPI schema says what the API does: schemathesis sends requests generated from
+``/api/schema/`` (valid and invalid ones) to the app in-process, as a signed-in tenant owner, and
+runs every one of its checks on each answer: no 5xx, only documented status codes, content types
+and headers, answers that fit their documented shape, valid requests accepted, invalid ones
+refused, authentication not ignored.
+
+Bounded (a few examples per operation, no shrinking) and derandomized, so it is quick and gives
+the same cases on every run.
+"""
+
+import hypothesis
+import pytest
+import schemathesis
+from drf_spectacular.generators import SchemaGenerator
+from schemathesis.checks import CHECKS, load_all_checks
+
+from engarde.wsgi import application
+from tenants.models import ApiToken
+
+load_all_checks()
+ALL_CHECKS = CHECKS.get_all()
+
+schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+schema.app = application
+
+
+@pytest.fixture
+def owner_token(world):
+    _, key = ApiToken.issue(world.alice)
+    return key
+
+
+@schema.parametrize()
+@hypothesis.settings(
+    max_examples=3, deadline=None, derandomize=True, database=None,
+    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+def test_the_api_does_what_its_schema_says(case, owner_token):
+    case.call_and_validate(headers={"Authorization": f"Bearer {owner_token}", "Host": "localhost"}, checks=ALL_CHECKS)
+
+
+def test_every_check_schemathesis_has_is_run():
+    names = {check.__name__ for check in ALL_CHECKS}
+    assert {"not_a_server_error", "status_code_conformance", "response_schema_conformance",
+            "negative_data_rejection", "positive_data_acceptance", "ignored_auth"} <= names

@@ -11,6 +11,8 @@ the same cases on every run.
 import hypothesis
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from schemathesis.checks import CHECKS, load_all_checks
 
@@ -28,6 +30,17 @@ schema.app = application
 def owner_token(world):
     _, key = ApiToken.issue(world.alice)
     return key
+
+
+@pytest.fixture(autouse=True)
+def keep_the_test_connection():
+    """The app runs in-process on the test's database connection, inside the test's transaction:
+    Django's end-of-request cleanup would close it (its own test client switches that off too)."""
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
 
 
 @schema.parametrize()

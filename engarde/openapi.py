@@ -51,12 +51,23 @@ ERRORS = {
         "not exist for you), or, in a list, a page number past the end.",
     ),
 }
+# A NUL anywhere in a request under /api/ is refused before any view (engarde.middleware).
+UNSTORABLE = {
+    "type": "object", "required": ["status", "reason"],
+    "properties": {"status": {"type": "string", "enum": ["bad_request"]}, "reason": {"type": "string"}},
+}
+BAD_REQUEST = {
+    "description": "A NUL character in the path, the query or a header.",
+    "content": {"application/json": {"schema": UNSTORABLE}},
+}
 INVALID = {
-    "description": "A filter value that does not parse: the answer names each parameter and why.",
-    "content": {"application/json": {"schema": {
-        "type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
-        "example": {"from": ["Enter a valid date."]},
-    }}},
+    "description": "A filter value that does not parse: the answer names each parameter and why (or a NUL "
+                   "character anywhere in the request).",
+    "content": {"application/json": {"schema": {"anyOf": [
+        {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+         "example": {"from": ["Enter a valid date."]}},
+        UNSTORABLE,
+    ]}}},
 }
 
 
@@ -100,6 +111,7 @@ class TenantAwareSchema(AutoSchema):
             return responses
         if getattr(self.view, "filter_form", None) is not None and self._is_list_view():
             responses.setdefault("400", INVALID)
+        responses.setdefault("400", BAD_REQUEST)
         if self.get_auth():
             for code in ("401", "403"):
                 responses.setdefault(code, self._get_response_for_code(ERRORS[code], code))
@@ -120,6 +132,7 @@ def _answer(description: str, **headers) -> dict:
 
 
 RECEIVER_RESPONSES = {
+    "400": BAD_REQUEST,
     "200": _answer("Stored (`received`, then processed in the background), a duplicate of a stored delivery "
                    "(counted, not processed again), a known event we ignore, or an answer to the platform's "
                    "endpoint check (Zoom)."),
@@ -174,7 +187,7 @@ def add_webhook_receiver(result, generator, request, public):
             "description": "A health answer for people and platforms checking the URL: no tenant details, no secrets.",
             "security": [],
             "responses": {"200": _answer("The source exists and accepts POST."),
-                          "404": RECEIVER_RESPONSES["404"]},
+                          "400": BAD_REQUEST, "404": RECEIVER_RESPONSES["404"]},
         },
     }
     return result

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from contacts.models import Contact, Payment, PendingSignup
+from integrations.registry import label_of
 from tenants.models import TenantOwned
 
 
@@ -27,6 +28,10 @@ class TenantOwnedAdmin(admin.ModelAdmin):
     form = SameTenantForm
     list_select_related = ("tenant",)
 
+    @admin.display(description="platform", ordering="source")
+    def platform(self, obj):
+        return label_of(obj.source)
+
     def get_readonly_fields(self, request, obj=None):
         readonly = tuple(super().get_readonly_fields(request, obj))
         return ("tenant", *readonly) if obj else readonly
@@ -34,7 +39,7 @@ class TenantOwnedAdmin(admin.ModelAdmin):
 
 @admin.register(Contact)
 class ContactAdmin(TenantOwnedAdmin):
-    list_display = ("email", "full_name", "tenant", "source", "mc_id", "ghl_id", "created_at")
+    list_display = ("email", "full_name", "tenant", "platform", "mc_id", "ghl_id", "created_at")
     list_filter = ("tenant", "source")
     search_fields = ("email", "first_name", "last_name", "phone", "mc_id", "ghl_id")
     readonly_fields = ("created_at", "updated_at")
@@ -42,7 +47,7 @@ class ContactAdmin(TenantOwnedAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(TenantOwnedAdmin):
-    list_display = ("created_at", "tenant", "amount", "currency", "status", "source", "external_id", "contact")
+    list_display = ("created_at", "tenant", "amount", "currency", "status", "platform", "external_id", "contact")
     list_filter = ("tenant", "status", "source", "currency")
     search_fields = ("external_id", "payment_event_id", "contact__email", "contact__first_name", "contact__last_name")
     list_select_related = ("tenant", "contact")
@@ -52,7 +57,7 @@ class PaymentAdmin(TenantOwnedAdmin):
 
 @admin.register(PendingSignup)
 class PendingSignupAdmin(TenantOwnedAdmin):
-    list_display = ("created_at", "tenant", "contact", "source", "external_id", "status", "decided_at", "decided_by")
+    list_display = ("created_at", "tenant", "contact", "platform", "external_id", "status", "decided_at", "decided_by")
     list_filter = ("tenant", "status", "source")
     search_fields = ("external_id", "contact__email", "contact__first_name", "contact__last_name")
     list_select_related = ("tenant", "contact", "decided_by")

@@ -12,17 +12,12 @@ from django.views.decorators.http import require_GET, require_POST
 from contacts.export import local_time, stream_csv
 from contacts.filters import ContactFilter, PaymentFilter
 from contacts.models import Contact, PendingSignup
-from integrations.registry import PROVIDERS
+from integrations.registry import label_of
 from tenants.decorators import can_administer, tenant_page
 from webhooks.models import WebhookLog
 
 PAGE_SIZE = 50
 CONTACT_PAGE_ROWS = 50  # payments, sign-ups and deliveries shown on one contact's page
-
-
-def platform_label(name: str) -> str:
-    provider = PROVIDERS.get(name)
-    return provider.label if provider else name
 
 
 def _list_page(request, filter_class, template: str, section: str):
@@ -58,7 +53,7 @@ def contact_detail(request, pk: int):
         "payments": contact.payments.order_by("-created_at", "-pk")[:CONTACT_PAGE_ROWS],
         "signups": contact.pending_signups.order_by("-created_at", "-pk")[:CONTACT_PAGE_ROWS],
         "activity": list(reversed(contact.activity or []))[:CONTACT_PAGE_ROWS],
-        "deliveries": deliveries, "source_label": platform_label(contact.source),
+        "deliveries": deliveries, "source_label": label_of(contact.source),
     })
 
 
@@ -69,7 +64,7 @@ def contact_export(request):
     header = ["id", "first_name", "last_name", "email", "phone", "source", "manychat_id", "gohighlevel_id",
               f"created_at ({zone.key})"]
     return stream_csv("contacts", request.tenant, header, ContactFilter(request.GET, tenant=request.tenant).queryset(),
-                      lambda c: [c.pk, c.first_name, c.last_name, c.email, c.phone, platform_label(c.source),
+                      lambda c: [c.pk, c.first_name, c.last_name, c.email, c.phone, label_of(c.source),
                                  c.mc_id, c.ghl_id, local_time(c.created_at, zone)])
 
 
@@ -81,7 +76,7 @@ def payment_export(request):
               "description", "contact_email", "contact_name"]
     return stream_csv("payments", request.tenant, header, PaymentFilter(request.GET, tenant=request.tenant).queryset(),
                       lambda p: [p.pk, local_time(p.when, zone), p.amount, p.amount_refunded, p.currency, p.status,
-                                 platform_label(p.source), p.external_id, p.description,
+                                 label_of(p.source), p.external_id, p.description,
                                  p.contact.email if p.contact else "", p.contact.full_name if p.contact else ""])
 
 

@@ -137,6 +137,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Times to the second with their zone wherever no page picks a format (the admin): engarde/formats/.
+FORMAT_MODULE_PATH = ["engarde.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from integrations.forms import ProviderChoiceForm, integration_form_for
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
+from integrations.state import state_of
 from integrations.testevents import CannotTest, send_test_event
 from tenants.staff import ROTATE_SECRETS
 
@@ -31,10 +32,22 @@ def copyable_webhook_url(integration) -> str:
     """The webhook URL in a read-only input, ready to select and copy (no secret in it)."""
     if not integration.provider_obj.receives_webhooks:
         return "— (this platform sends no webhooks)"
+    # The whole URL (sized to it, never cut off) and a button that copies it (static/engarde.js).
+    url = integration.webhook_url
     return format_html(
-        '<input type="text" readonly value="{}" size="80" class="vTextField" aria-label="Webhook URL">',
-        integration.webhook_url,
+        '<span class="copy-row"><input type="text" readonly value="{}" size="{}" id="webhook-url-{}" '
+        'class="vTextField webhook-url" aria-label="Webhook URL"> '
+        '<button type="button" class="button" data-copy-target="webhook-url-{}">Copy</button></span>',
+        url, len(url), integration.pk, integration.pk,
     )
+
+
+class CopyButtons:
+    """The script behind the copy buttons, on the admin pages that show webhook URLs."""
+
+    class Media:
+        js = ("engarde.js",)
+        css = {"all": ("engarde-admin.css",)}
 
 
 class IntegrationDisplays:
@@ -48,16 +61,35 @@ class IntegrationDisplays:
     def webhook_url_display(self, obj):
         return copyable_webhook_url(obj)
 
+    @admin.display(description="actions")
+    def operator_buttons(self, obj):
+        """Buttons inside the tenant's form: ``formaction`` posts the form (and its CSRF token) to
+        the integration's own action URL, which comes back to this page."""
+        if not obj.provider_obj.receives_webhooks:
+            return "—"
+        test = reverse("admin:integrations_tenantintegration_send_test_event", args=[obj.pk])
+        buttons = format_html(
+            '<button type="submit" class="button" formaction="{}" formnovalidate>Send test event</button>', test
+        )
+        if obj.provider_obj.generates_webhook_secret:
+            rotate = reverse("admin:integrations_tenantintegration_rotate_token", args=[obj.pk])
+            buttons += format_html(
+                ' <button type="submit" class="button" formaction="{}" formnovalidate>Rotate token (24 h grace)</button>',
+                rotate,
+            )
+        return buttons
+
 
 @admin.register(TenantIntegration)
-class TenantIntegrationAdmin(IntegrationDisplays, admin.ModelAdmin):
+class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin):
     list_display = ("tenant", "provider", "is_active", "configured", "last_event_at", "last_error_at")
     list_filter = ("provider", "is_active")
     search_fields = ("tenant__name", "tenant__slug")
     list_select_related = ("tenant",)
     actions = ("send_test_events", "rotate_tokens")
     readonly_fields = (
-        "webhook_url_display", "configured_display", "credential_summary", "webhook_secret_status", *STATUS_FIELDS,
+        "state_display", "webhook_url_display", "configured_display", "operator_buttons", "credential_summary",
+        "webhook_secret_status", *STATUS_FIELDS,
     )
 
     def get_queryset(self, request):
@@ -93,7 +125,7 @@ class TenantIntegrationAdmin(IntegrationDisplays, admin.ModelAdmin):
             })]
         main = ["tenant", "provider", "is_active"]
         if obj:
-            main += ["webhook_url_display", "configured_display"]
+            main += ["state_display", "webhook_url_display", "configured_display", "operator_buttons"]
         fieldsets = [(None, {"fields": main})]
         # A view-only user gets no form, and Django would render every fieldset name as a
         # read-only value: give them the masked summaries instead of the input names.
@@ -226,6 +258,11 @@ class TenantIntegrationAdmin(IntegrationDisplays, admin.ModelAdmin):
         return self._object_action(request, object_id, self._rotate_one, needs_change=True)
 
     # --- read-only displays (values masked) --------------------------------------------------
+    @admin.display(description="state")
+    def state_display(self, obj):
+        state = state_of(obj)
+        return format_html("<strong>{}</strong>{}", state.label, f" — {state.reason}" if state.reason else "")
+
     @admin.display(description="configured")
     def configured_display(self, obj):
         missing = obj.missing_fields()
@@ -254,7 +291,7 @@ class TenantIntegrationInline(IntegrationDisplays, admin.TabularInline):
     model = TenantIntegration
     template = "admin/tenants/tenant/integrations_inline.html"  # the table plus an "add" link
     fields = readonly_fields = (
-        "provider_label", "is_active", "configured", "webhook_url_display", "last_event_at", "last_error_display",
+        "provider_label", "state_label", "webhook_url_display", "last_event_at", "last_error_display",
         "change_link", "operator_buttons",
     )
     extra = 0
@@ -276,26 +313,15 @@ class TenantIntegrationInline(IntegrationDisplays, admin.TabularInline):
     def provider_label(self, obj):
         return obj.provider_obj.label
 
+    @admin.display(description="state")
+    def state_label(self, obj):
+        return state_of(obj).label
+
     @admin.display(description="last error")
     def last_error_display(self, obj):
         if not obj.last_error_at:
             return "—"
         return format_html("{}: {}", obj.last_error_at.isoformat(timespec="minutes"), obj.last_error[:200])
-
-    @admin.display(description="actions")
-    def operator_buttons(self, obj):
-        """Buttons inside the tenant's form: ``formaction`` posts the form (and its CSRF token) to
-        the integration's own action URL, which comes back to this page."""
-        if not obj.provider_obj.receives_webhooks:
-            return "—"
-        test = reverse("admin:integrations_tenantintegration_send_test_event", args=[obj.pk])
-        buttons = format_html('<button type="submit" formaction="{}" formnovalidate>Send test event</button>', test)
-        if obj.provider_obj.generates_webhook_secret:
-            rotate = reverse("admin:integrations_tenantintegration_rotate_token", args=[obj.pk])
-            buttons += format_html(
-                ' <button type="submit" formaction="{}" formnovalidate>Rotate token (24 h grace)</button>', rotate
-            )
-        return buttons
 
     @admin.display(description="")
     def change_link(self, obj):

@@ -50,7 +50,8 @@ class TenantIntegration(TenantOwned):
         ordering = ["provider"]
 
     def __str__(self):
-        return f"{self.provider_obj.label} for {self.tenant_id}"
+        # What admin titles, breadcrumbs and messages print: the tenant's name, never its UUID.
+        return f"{self.provider_obj.label} for {self.tenant.name}"
 
     @property
     def provider_obj(self):

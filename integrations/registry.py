@@ -42,3 +42,10 @@ def get_provider(name: str) -> Provider:
         return PROVIDERS[name]
     except KeyError:
         raise UnknownProvider(name) from None
+
+
+def label_of(name: str) -> str:
+    """What a person reads for a provider name: "Posh.VIP", not "poshvip" (the name itself for a
+    provider removed since)."""
+    provider = PROVIDERS.get(name or "")
+    return provider.label if provider else (name or "")

@@ -7,7 +7,8 @@ from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from integrations.admin import TenantIntegrationInline
+from engarde.admin_confirm import confirm_first
+from integrations.admin import CopyButtons, TenantIntegrationInline
 from tenants.models import Membership, Tenant
 from webhooks.models import WebhookLog
 
@@ -20,7 +21,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(CopyButtons, admin.ModelAdmin):
     list_display = ("name", "slug", "is_active", "integration_count", "last_event_at", "failures_24h", "created_at")
     actions = ("deactivate", "activate")
     list_filter = ("is_active", "timezone")
@@ -62,6 +63,9 @@ class TenantAdmin(admin.ModelAdmin):
         return obj.failures_24h
 
     @admin.action(description="Deactivate selected tenants (their webhooks get 404)")
+    @confirm_first("Deactivate these tenants?", "Their platforms' webhooks get 404 from now on (deliveries are "
+                   "lost unless the platform retries) and their users cannot use En Garde until you activate "
+                   "them again.", "Yes, deactivate them")
     def deactivate(self, request, queryset):
         changed = queryset.update(is_active=False, updated_at=timezone.now())
         self.message_user(request, f"{changed} tenant(s) deactivated.", messages.WARNING)

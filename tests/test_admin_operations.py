@@ -130,7 +130,12 @@ def test_tenant_list_shows_last_event_and_failures_and_can_deactivate(oscar, wor
     rows = {t.slug: t for t in response.context["cl"].result_list}
     assert rows["acme"].failures_24h == 2 and rows["globex"].failures_24h == 0
     assert rows["acme"].last_event_at is not None
-    oscar.post(reverse("admin:tenants_tenant_changelist"), {"action": "deactivate", "_selected_action": [world.acme.pk]})
+    # The first press asks; nothing changes until "Yes".
+    asked = oscar.post(reverse("admin:tenants_tenant_changelist"), {"action": "deactivate", "_selected_action": [world.acme.pk]})
+    assert asked.status_code == 200 and "Deactivate these tenants?" in asked.text and "Acme" in asked.text
+    assert 'name="post" value="yes"' in asked.text and Tenant.objects.get(pk=world.acme.pk).is_active is True
+    oscar.post(reverse("admin:tenants_tenant_changelist"),
+               {"action": "deactivate", "_selected_action": [world.acme.pk], "post": "yes"})
     assert Tenant.objects.get(pk=world.acme.pk).is_active is False
     assert Tenant.objects.get(pk=world.globex.pk).is_active is True
 

@@ -318,11 +318,12 @@ def offered_actions(changelist) -> set[str]:
 
 
 def admin_replay(client, capture, row_ids):
+    selection = {"action": "replay", "_selected_action": [str(pk) for pk in row_ids], "index": "0"}
+    with capture(execute=True) as asked:  # the confirmation step queues nothing
+        client.post(reverse(CHANGELIST), selection)
+    assert not asked
     with capture(execute=True):
-        return client.post(
-            reverse(CHANGELIST), {"action": "replay", "_selected_action": [str(pk) for pk in row_ids], "index": "0"},
-            follow=True,
-        )
+        return client.post(reverse(CHANGELIST), {**selection, "post": "yes"}, follow=True)
 
 
 def test_operators_replay_rows_of_several_tenants_at_once(stripe, client, django_capture_on_commit_callbacks):
@@ -376,3 +377,17 @@ def test_staff_who_may_only_view_cannot_replay(stripe, client, django_capture_on
     admin_replay(client, capture, [row.pk])
     assert refreshed(world.acme, row).attempts == 1
     assert not LogEntry.objects.filter(change_message__startswith="Replayed").exists()
+
+
+def test_replay_in_the_admin_asks_first(stripe, client):
+    world = stripe
+    client.force_login(world.oscar)
+    with tenant_context(world.acme):
+        row = WebhookLog.objects.create(source="stripe", event_id="evt_ask", event_type="charge.refunded",
+                                        status=WebhookLog.Status.DEAD, body=b"{}")
+    asked = client.post(reverse(CHANGELIST), {"action": "replay", "_selected_action": [str(row.pk)], "index": "0"})
+    assert asked.status_code == 200 and "Replay these deliveries?" in asked.text and "evt_ask" in asked.text
+    with tenant_context(world.acme):
+        assert WebhookLog.objects.get(pk=row.pk).status == WebhookLog.Status.DEAD
+    actions = client.get(reverse(CHANGELIST)).context["action_form"].fields["action"].choices
+    assert "delete_selected" not in dict(actions)

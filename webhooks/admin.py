@@ -11,18 +11,33 @@ import json
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import ngettext
 
+from engarde.admin_confirm import confirm_first
 from integrations.models import TenantIntegration
+from integrations.registry import PROVIDERS, label_of
 from webhooks import processing
 from webhooks.models import WebhookLog
 from webhooks.pages import redacted_request
 
 
+class PlatformFilter(admin.SimpleListFilter):
+    """The platforms by their labels ("Posh.VIP"), filtering on the stored source name."""
+
+    title, parameter_name = "platform", "source"
+
+    def lookups(self, request, model_admin):
+        return [(name, provider.label) for name, provider in PROVIDERS.items() if provider.receives_webhooks]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(source=self.value()) if self.value() else queryset
+
+
 @admin.register(WebhookLog)
 class WebhookLogAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "tenant", "source", "event_type", "event_id", "status", "delivery_count", "attempts")
-    list_filter = ("tenant", "source", "status")
+    list_display = ("received_at", "tenant", "platform", "event_type", "short_event_id", "status", "delivery_count", "attempts")
+    list_filter = ("tenant", PlatformFilter, "status")
     search_fields = ("event_id",)
     list_select_related = ("tenant",)
     actions = ("replay",)
@@ -47,7 +62,12 @@ class WebhookLogAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    # Deleting stays allowed: deleting a tenant in the admin needs it for the tenant's rows.
+    # Deleting stays allowed (deleting a tenant in the admin needs it for the tenant's rows), but
+    # there is no bulk "delete" action: the log is the record, retention prunes it.
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     def has_replay_permission(self, request):
         """Replaying changes a row's state: it takes the model's change permission (superusers
@@ -56,6 +76,8 @@ class WebhookLogAdmin(admin.ModelAdmin):
         return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
 
     @admin.action(description="Replay selected deliveries (process them again)", permissions=["replay"])
+    @confirm_first("Replay these deliveries?", "Each is put back in the queue and processed again by its "
+                   "platform's handler (rejected ones and ones no handler takes are skipped).", "Yes, replay them")
     def replay(self, request, queryset):
         queued = skipped = 0
         for row in queryset.select_related(None).only("pk", "tenant_id", "source", "event_type", "status", "event_id"):
@@ -84,6 +106,15 @@ class WebhookLogAdmin(admin.ModelAdmin):
         # The admin runs in an operator context: name the row's tenant.
         integration = TenantIntegration.objects.filter(tenant_id=obj.tenant_id, provider=obj.source).first()
         return redacted_request(obj, integration)
+
+    @admin.display(description="platform", ordering="source")
+    def platform(self, obj):
+        return label_of(obj.source)
+
+    @admin.display(description="event id", ordering="event_id")
+    def short_event_id(self, obj):
+        # Whole on the row's page; here cut so the list fits a 1280 px screen.
+        return format_html('<span title="{}">{}</span>', obj.event_id, Truncator(obj.event_id).chars(32))
 
     @admin.display(description="headers")
     def headers_display(self, obj):

@@ -2,12 +2,7 @@
 
 from django import template
 
-from integrations.registry import PROVIDERS
+from integrations.registry import label_of
 
 register = template.Library()
-
-
-@register.filter
-def platform_label(name: str) -> str:
-    provider = PROVIDERS.get(name or "")
-    return provider.label if provider else (name or "")
+register.filter("platform_label", label_of)

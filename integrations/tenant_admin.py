@@ -3,12 +3,18 @@
 from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 
 from engarde.admin_confirm import confirm_first
 from integrations.admin import CopyButtons, TenantIntegrationInline
+from integrations.onboarding import OnboardTenantForm, onboard
+from integrations.registry import PROVIDERS
 from tenants.models import Membership, Tenant
 from webhooks.models import WebhookLog
 
@@ -53,6 +59,23 @@ class TenantAdmin(CopyButtons, admin.ModelAdmin):
                 0,
             ),
         )
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Adding a tenant is onboarding it: one page (integrations.onboarding)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = OnboardTenantForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            tenant = onboard(request, form)
+            chosen = [PROVIDERS[name].label for name in form.cleaned_data["platforms"]]
+            self.message_user(request, f"{tenant.name} is onboarded: {form.cleaned_data['owner_email']} is invited as "
+                                       "owner." + (f" Next: connect {', '.join(chosen)} below (Credentials and secret)."
+                                                   if chosen else ""), messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
+        return TemplateResponse(request, "admin/tenants/tenant/onboard.html", {
+            **self.admin_site.each_context(request), "title": "Onboard a tenant", "form": form,
+            "opts": self.opts, "media": self.media + form.media,
+        }, status=400 if request.method == "POST" else 200)
 
     @admin.display(description="last event", ordering="last_event_at")
     def last_event_at(self, obj):

@@ -58,3 +58,31 @@ def test_times_show_seconds_and_the_zone(oscar, world):
     listing = oscar.get(reverse("admin:webhooks_webhooklog_changelist")).text
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", listing)
     assert ">ManyChat<" in listing and ">manychat<" not in listing
+
+
+def test_onboarding_is_one_page(oscar, world, mailoutbox):
+    from integrations.registry import PROVIDERS
+    from tenants.models import Invitation, Tenant
+
+    add = reverse("admin:tenants_tenant_add")
+    page = oscar.get(add).text
+    for name in ("name", "slug", "owner_email", "timezone", "report_email", "platforms"):
+        assert f'name="{name}"' in page, name
+    refused = oscar.post(add, {"name": "Initech", "slug": "Bad Slug!", "owner_email": "not-an-email",
+                               "timezone": "Mars/Olympus"})
+    assert refused.status_code == 400 and not Tenant.objects.filter(name="Initech").exists()
+    response = oscar.post(add, {
+        "name": "Initech", "slug": "initech", "owner_name": "Bill", "owner_email": "bill@initech.test",
+        "timezone": "Europe/Paris", "report_email": "reports@initech.test", "platforms": ["stripe", "poshvip"],
+    }, follow=True)
+    tenant = Tenant.objects.get(slug="initech")
+    assert (tenant.name, tenant.timezone, tenant.report_email) == ("Initech", "Europe/Paris", "reports@initech.test")
+    assert response.redirect_chain[-1][0] == reverse("admin:tenants_tenant_change", args=[tenant.pk])
+    assert "Initech is onboarded: bill@initech.test is invited as owner. Next: connect Stripe, Posh.VIP" in response.text
+    with tenant_context(tenant):
+        made = {i.provider: i.is_active for i in TenantIntegration.objects.all()}
+        invitation = Invitation.objects.get(email="bill@initech.test")
+    assert made == {"stripe": False, "poshvip": False}  # not connected until their secrets are entered
+    assert invitation.role == "owner"
+    assert len(mailoutbox) == 1 and "Initech" in mailoutbox[0].subject + mailoutbox[0].body
+    assert set(PROVIDERS) >= set(made)

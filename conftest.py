@@ -181,6 +181,22 @@ def populate(tenant, owner, member=None):
             headers={"X-Webhook-Token": "[redacted]"},
         )
         ContactDelivery.objects.create(contact=contact, webhook_log_id=log.pk, source="manychat")
+        populate_reports()
+
+
+SHARED_AD_ID = "120200000000042"
+
+
+def populate_reports():
+    """Ads data and a sent report with the same Meta ids and week at every tenant."""
+    from datetime import date
+
+    from reports.models import MetaAd, MetaAdCreative, MetaAdInsight, WeeklyReport
+
+    MetaAd.objects.create(ad_id=SHARED_AD_ID, name="Look-alike ad", creative_id="9000")
+    MetaAdCreative.objects.create(creative_id="9000", title="Look-alike creative")
+    MetaAdInsight.objects.create(ad_id=SHARED_AD_ID, date=date(2020, 1, 6), spend=Decimal("5.00"), currency="EUR")
+    WeeklyReport.objects.create(week_start=date(2020, 1, 6), status=WeeklyReport.Status.SENT)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Queues: ``webhooks`` (latency: incoming deliveries), ``sync`` (outbound API work
 
 import os
 
+import environ
 from celery import Celery
 from celery.schedules import crontab
 from kombu import Queue
@@ -27,6 +28,12 @@ app.conf.beat_schedule = {
     "sweep-webhooks": {"task": "webhooks.sweep_webhooks", "schedule": 60.0},
     # Retention (WEBHOOK_RETENTION_DAYS, WEBHOOK_REJECTED_RETENTION_DAYS): daily, in batches.
     "prune-webhooks": {"task": "webhooks.prune_webhooks", "schedule": crontab(hour=3, minute=17)},
+    # One sync task per due integration (integrations/sync.py); each claims its integration.
+    # Read from the environment here: Django's settings are not loaded yet when this module is.
+    "sync-integrations": {
+        "task": "integrations.sync_due_integrations",
+        "schedule": environ.Env().float("SYNC_BEAT_SECONDS", default=900.0),
+    },
 }
 app.autodiscover_tasks()
 app.autodiscover_tasks(["webhooks"], related_name="retention")

@@ -321,9 +321,35 @@ LOGGING = {
         "axes.apps": {"level": "WARNING"},
         # runserver's request lines: through the same handler, not Django's own unfiltered one.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Their retry warnings and debug lines quote the URL, query string (Meta's access_token)
+        # included: redacted at the logger, so every handler (and a test's capture) gets it clean.
+        "urllib3.connectionpool": {"filters": ["redact_tokens"]},
+        "urllib3.util.retry": {"filters": ["redact_tokens"]},
     },
 }
 
 # Messages live in the server-side session, not a cookie: the one message that shows a newly
 # generated webhook token must not travel in a (signed, not encrypted) cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# --- Pull syncs (integrations/sync.py) and Meta Ads ---------------------------------------------
+# The beat looks for due syncs every SYNC_BEAT_SECONDS (engarde/celery.py reads it); each
+# provider has its own interval between two syncs of one integration.
+# A claim older than this is a crashed run's: the next beat takes the integration over. Every
+# page a sync writes refreshes its claim, so only a run silent this long is taken over.
+SYNC_STALE_AFTER_SECONDS = env.int("SYNC_STALE_AFTER_SECONDS", default=1800)
+SYNC_MAX_RETRIES = env.int("SYNC_MAX_RETRIES", default=5)
+SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=60.0)
+SYNC_RETRY_MAX_SECONDS = env.float("SYNC_RETRY_MAX_SECONDS", default=3600.0)
+META_SYNC_INTERVAL_HOURS = env.float("META_SYNC_INTERVAL_HOURS", default=6.0)
+META_BACKFILL_DAYS = env.int("META_BACKFILL_DAYS", default=90)
+META_LOOKBACK_DAYS = env.int("META_LOOKBACK_DAYS", default=28)
+# Days of insights per request (Meta times out on long ad-level ranges); a finished chunk is the
+# point a stopped sync resumes from.
+META_INSIGHTS_CHUNK_DAYS = env.int("META_INSIGHTS_CHUNK_DAYS", default=7)
+META_PAGE_LIMIT = env.int("META_PAGE_LIMIT", default=500)
+# Usage headers (percent of Meta's budget): above SLOW, pause between pages; above STOP, stop and
+# come back later from the cursor.
+META_USAGE_SLOW_PERCENT = env.float("META_USAGE_SLOW_PERCENT", default=75.0)
+META_USAGE_STOP_PERCENT = env.float("META_USAGE_STOP_PERCENT", default=95.0)
+META_USAGE_PAUSE_SECONDS = env.float("META_USAGE_PAUSE_SECONDS", default=5.0)

@@ -11,6 +11,7 @@ from contacts.api import ContactViewSet, PaymentViewSet, PendingSignupViewSet
 from integrations import dashboard
 from integrations import pages as integration_pages
 from integrations.api import IntegrationViewSet
+from reports.api import MetaAdInsightViewSet, MetaAdViewSet
 from tenants import join, members
 from tenants import pages as tenant_pages
 from tenants.api import CurrentTenantView
@@ -26,6 +27,8 @@ router.register("contacts", ContactViewSet, basename="contact")
 router.register("payments", PaymentViewSet, basename="payment")
 router.register("pending-signups", PendingSignupViewSet, basename="pending-signup")
 router.register("webhook-events", WebhookEventViewSet, basename="webhook-event")
+router.register("ads", MetaAdViewSet, basename="ad")
+router.register("ad-insights", MetaAdInsightViewSet, basename="ad-insight")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

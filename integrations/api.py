@@ -23,7 +23,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
         fields = [
             "id", "provider", "label", "is_active", "configured", "missing", "settings", "webhook_url",
             "state", "state_label", "state_reason",
-            "last_event_at", "last_error", "last_error_at", "created_at", "updated_at",
+            "last_event_at", "last_error", "last_error_at", "last_synced_at", "last_sync_error", "last_sync_error_at",
+            "sync_disabled_reason", "created_at", "updated_at",
         ]
 
     def _state(self, integration):

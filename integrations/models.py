@@ -39,6 +39,17 @@ class TenantIntegration(TenantOwned):
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # Pull syncs (integrations/sync.py). The names are a contract: the dashboard reads them.
+    last_synced_at = models.DateTimeField(null=True, blank=True, help_text="When the last sync finished.")
+    last_sync_error = models.TextField(blank=True, default="", help_text="Why the last sync failed (no secrets).")
+    last_sync_error_at = models.DateTimeField(null=True, blank=True)
+    sync_cursor = models.JSONField(default=dict, blank=True, help_text="Where the next sync starts (provider's own).")
+    sync_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set while a sync runs: the claim that keeps a second run out."
+    )
+    sync_disabled_reason = models.TextField(
+        blank=True, default="", help_text="A permanent error (revoked token): no sync until the credentials change."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -89,6 +100,9 @@ class TenantIntegration(TenantOwned):
                 target[name] = value
                 changed.append(name)
         self.credentials, self.settings = credentials, plain
+        if changed:
+            # New credentials deserve a new try: a permanent sync error was about the old ones.
+            self.sync_disabled_reason = ""
         return changed
 
     def missing_fields(self) -> list[str]:

@@ -1,14 +1,20 @@
 import logging
+import random
+from functools import partial
 
 import requests
 from celery import shared_task
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from contacts.models import Contact
 from integrations.http import ApiError, RateLimited
 from integrations.models import TenantIntegration
 from integrations.providers.brevo.client import BrevoClient
-from tenants.context import tenant_context
+from integrations.registry import get_provider
+from integrations.sync import claimable, due, run_sync, syncing_providers
+from tenants.context import operator_context, tenant_context
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +81,45 @@ def sync_contact_to_brevo(self, tenant_id: str, contact_id: int) -> str:
     with tenant_context(tenant_id):
         TenantIntegration.objects.filter(pk=integration.pk).exclude(last_error="").update(last_error="")
     return "synced"
+
+
+# --- pull syncs (integrations/sync.py) -------------------------------------------------------
+
+
+def sync_backoff(retries: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter, never sooner than the platform asked, capped."""
+    base = settings.SYNC_RETRY_BASE_SECONDS * 2**retries
+    wait = min(max(base * random.uniform(0.8, 1.2), retry_after or 0), settings.SYNC_RETRY_MAX_SECONDS)
+    return max(wait, 1.0)
+
+
+@shared_task(name="integrations.sync_integration", bind=True, acks_late=True, max_retries=None)
+def sync_integration(self, integration_id: int, tenant_id: str) -> str:
+    """Run one integration's pull sync in its tenant's context (see ``integrations.sync``).
+
+    Started by the beat fan-out, so it only runs when the integration is still due and nobody
+    holds its claim: a doubled beat, a redelivered message or a second worker does nothing. A
+    transient failure (5xx, network, rate limit) comes back with backoff, at most
+    ``SYNC_MAX_RETRIES`` times; a permanent one disabled the integration's sync and is not retried.
+    """
+    outcome = run_sync(integration_id, tenant_id, only_if_due=True)
+    if outcome.retryable and self.request.retries < settings.SYNC_MAX_RETRIES:
+        raise self.retry(countdown=sync_backoff(self.request.retries, outcome.retry_after))
+    return outcome.line()
+
+
+@shared_task(name="integrations.sync_due_integrations")
+def sync_due_integrations() -> int:
+    """Beat: one ``sync_integration`` task per active integration whose provider syncs and whose
+    interval has passed. Reads across tenants, so it runs in an audited operator context; the
+    tasks it publishes each act for one tenant. Returns how many it published."""
+    now = timezone.now()
+    published = []
+    with operator_context("beat: fan out due integration syncs"):
+        for provider_name in syncing_providers():
+            rows = TenantIntegration.objects.filter(provider=provider_name, is_active=True, sync_disabled_reason="")
+            rows = rows.filter(due(get_provider(provider_name), now)).filter(claimable(now))
+            for pk, tenant_id in rows.filter(tenant__is_active=True).values_list("pk", "tenant_id"):
+                published.append(pk)
+                transaction.on_commit(partial(sync_integration.delay, pk, str(tenant_id)))
+    return len(published)

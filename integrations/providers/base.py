@@ -11,13 +11,14 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from django.conf import settings
 
 if TYPE_CHECKING:
     from integrations.models import TenantIntegration
+    from integrations.sync import SyncResult
     from webhooks.models import WebhookLog
 
 
@@ -348,6 +349,23 @@ class Provider:
     def contact_created(self, tenant_id: str, contact_id: int) -> None:
         """A contact of this tenant was just created (the transaction has committed). Queue work
         here, do not do it: this runs in the request or task that made the contact. Default: nothing."""
+
+    # --- pull syncs (integrations/sync.py) ---------------------------------------------------
+    #: how often the beat starts a sync of one integration (a provider that syncs sets it).
+    sync_interval: timedelta = timedelta(hours=6)
+
+    @property
+    def syncs(self) -> bool:
+        """Whether this provider pulls data on a schedule (it overrides ``sync``)."""
+        return type(self).sync is not Provider.sync
+
+    def sync(self, integration: "TenantIntegration", since=None) -> "SyncResult":
+        """Pull the platform's data for one integration (``since``: a ``date`` to start from,
+        else the provider's own high-water mark in ``integration.sync_cursor``). Called outside
+        any transaction by ``integrations.sync.run_sync``, which holds the claim: write each page
+        in a short ``tenant_context`` of its own and call ``integrations.sync.checkpoint``.
+        Raise ``PermanentSyncError`` / ``TransientSyncError`` with messages free of secrets."""
+        raise NotImplementedError
 
     def setup_steps(self, webhook_url: str) -> list[str]:
         """Numbered steps for the tenant, with its webhook URL filled in."""

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 
 from integrations.http import get_with_bearer
@@ -36,3 +38,14 @@ class MetaAdsProvider(Provider):
             "Enter the token and the ad account ID (act_…) here, save, then use “Check connection”.",
             "Ads, creatives and daily insights are then pulled on a schedule; no webhooks are involved.",
         ]
+
+    # --- pull sync (integrations/providers/meta/sync.py) ------------------------------------
+    @property
+    def sync_interval(self):
+        return timedelta(hours=settings.META_SYNC_INTERVAL_HOURS)
+
+    def sync(self, integration, since=None):
+        """Ads, creatives and daily ad-level insights into ``reports`` (see ``meta.sync``)."""
+        from integrations.providers.meta.sync import MetaSync
+
+        return MetaSync(integration, since=since).run()

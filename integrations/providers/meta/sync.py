@@ -1,7 +1,8 @@
 """The Meta Ads pull: ads, creatives, then daily ad-level insights, page by page.
 
-Each page is upserted (one ``INSERT … ON CONFLICT … DO UPDATE``) together with the cursor in one
-short ``tenant_context`` transaction, after the page arrived: memory stays flat whatever the
+Each page is upserted (one ``INSERT … ON CONFLICT … DO UPDATE``, by the store ``reports``
+registers: the ads data are ``reports``' models, and ``integrations`` sits below ``reports``)
+together with the cursor in one short ``tenant_context`` transaction, after the page arrived: memory stays flat whatever the
 account's size, no transaction waits on Meta, and a stopped sync (rate limit, crash) resumes from
 the last page written. A re-pull of a restated day changes its numbers in place.
 
@@ -14,14 +15,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Callable
+from typing import Protocol
 
 from django.conf import settings
 from django.utils import timezone
 
 from integrations.providers.meta.client import GraphClient
 from integrations.sync import PermanentSyncError, SyncResult, checkpoint
-from reports.models import MetaAd, MetaAdCreative, MetaAdInsight
 
 AD_FIELDS = "id,name,status,effective_status,adset_id,adset{name},campaign_id,campaign{name},creative{id}"
 CREATIVE_FIELDS = "id,name,title,body,image_url,thumbnail_url,call_to_action_type,object_story_spec,link_url"
@@ -29,12 +29,21 @@ INSIGHT_FIELDS = (
     "ad_id,adset_id,campaign_id,spend,impressions,reach,clicks,unique_clicks,ctr,cpc,cpm,"
     "actions,action_values,account_currency,date_start"
 )
-AD_UPDATE = ["name", "adset_id", "adset_name", "campaign_id", "campaign_name", "status", "creative_id", "synced_at"]
-CREATIVE_UPDATE = ["name", "title", "body", "image_url", "thumbnail_url", "call_to_action", "link_url", "synced_at"]
-INSIGHT_UPDATE = [
-    "adset_id", "campaign_id", "spend", "impressions", "reach", "clicks", "unique_clicks", "ctr", "cpc", "cpm",
-    "actions", "action_values", "currency", "synced_at",
-]
+
+
+class Store(Protocol):
+    """Where the pages go (``reports.meta_store.MetaAdsStore``, registered at start-up)."""
+
+    def write(self, kind: str, rows: list[dict]) -> int:
+        """Upsert ``rows`` of ``kind`` (ads, creatives, insight rows) for the active tenant."""
+
+
+_store: Store | None = None
+
+
+def register_store(store: Store) -> None:
+    global _store
+    _store = store
 
 
 def decimal(value, default=None) -> Decimal | None:
@@ -62,8 +71,8 @@ def url(value) -> str:
     return value if value.startswith(("https://", "http://")) and len(value) <= 2000 else ""
 
 
-def ad_row(item: dict) -> MetaAd:
-    return MetaAd(
+def ad_row(item: dict) -> dict:
+    return dict(
         ad_id=text(item.get("id"), 64), name=text(item.get("name"), 400),
         adset_id=text(item.get("adset_id"), 64), adset_name=text((item.get("adset") or {}).get("name"), 400),
         campaign_id=text(item.get("campaign_id"), 64),
@@ -73,9 +82,9 @@ def ad_row(item: dict) -> MetaAd:
     )
 
 
-def creative_row(item: dict) -> MetaAdCreative:
+def creative_row(item: dict) -> dict:
     link = ((item.get("object_story_spec") or {}).get("link_data") or {}).get("link")
-    return MetaAdCreative(
+    return dict(
         creative_id=text(item.get("id"), 64), name=text(item.get("name"), 400), title=text(item.get("title"), 400),
         body=text(item.get("body"), 10000), image_url=url(item.get("image_url")),
         thumbnail_url=url(item.get("thumbnail_url")), call_to_action=text(item.get("call_to_action_type"), 64),
@@ -83,13 +92,13 @@ def creative_row(item: dict) -> MetaAdCreative:
     )
 
 
-def insight_row(item: dict) -> MetaAdInsight | None:
+def insight_row(item: dict) -> dict | None:
     try:
         day = date.fromisoformat(str(item.get("date_start")))
     except ValueError:
         return None
     actions, values = item.get("actions"), item.get("action_values")
-    return MetaAdInsight(
+    return dict(
         ad_id=text(item.get("ad_id"), 64), date=day, adset_id=text(item.get("adset_id"), 64),
         campaign_id=text(item.get("campaign_id"), 64), spend=decimal(item.get("spend"), Decimal(0)),
         impressions=integer(item.get("impressions")), reach=integer(item.get("reach")),
@@ -98,24 +107,6 @@ def insight_row(item: dict) -> MetaAdInsight | None:
         actions=actions if isinstance(actions, list) else [], action_values=values if isinstance(values, list) else [],
         currency=text(item.get("account_currency"), 3).upper(),
     )
-
-
-def upserter(model, unique: list[str], update: list[str]) -> Callable[[list], int]:
-    def write(rows: list) -> int:
-        # One row per key in a page: PostgreSQL refuses to update one row twice in one statement.
-        by_key = {tuple(getattr(r, f) for f in unique): r for r in rows if all(getattr(r, f) for f in unique)}
-        if by_key:
-            model.objects.bulk_create(
-                by_key.values(), update_conflicts=True, unique_fields=["tenant", *unique], update_fields=update
-            )
-        return len(by_key)
-
-    return write
-
-
-write_ads = upserter(MetaAd, ["ad_id"], AD_UPDATE)
-write_creatives = upserter(MetaAdCreative, ["creative_id"], CREATIVE_UPDATE)
-write_insights = upserter(MetaAdInsight, ["ad_id", "date"], INSIGHT_UPDATE)
 
 
 def window(cursor: dict, since: date | None, today: date) -> tuple[date, date]:
@@ -148,6 +139,9 @@ class MetaSync:
         self.integration = integration
         self.account = account if account.startswith("act_") else f"act_{account}"
         self.client = GraphClient(token, **({"sleep": sleep} if sleep else {}))
+        if _store is None:
+            raise RuntimeError("no store for Meta ads data is registered (reports.apps does it at start-up)")
+        self.store = _store
         self.today = today or current_day()
         self.since = since
         self.counts = {"ads": 0, "creatives": 0, "insight rows": 0, "pages": 0}
@@ -162,9 +156,8 @@ class MetaSync:
             pending = {"since": start.isoformat(), "until": end.isoformat(), "phase": "ads"}
         base = {k: v for k, v in cursor.items() if k != "pending"}
         if pending["phase"] == "ads":
-            self.pull(f"{self.account}/ads", {"fields": AD_FIELDS}, write_ads, "ads", base, pending)
-            self.pull(f"{self.account}/adcreatives", {"fields": CREATIVE_FIELDS}, write_creatives, "creatives",
-                      base, pending)
+            self.pull(f"{self.account}/ads", {"fields": AD_FIELDS}, "ads", base, pending)
+            self.pull(f"{self.account}/adcreatives", {"fields": CREATIVE_FIELDS}, "creatives", base, pending)
             pending = {**pending, "phase": "insights", "next": start.isoformat(), "after": None}
         resume = date.fromisoformat(pending["next"])
         for chunk_start, chunk_end in chunks(resume, end):
@@ -174,19 +167,20 @@ class MetaSync:
             }
             state = {**pending, "next": chunk_start.isoformat()}
             after, pending["after"] = pending.get("after"), None
-            self.pull(f"{self.account}/insights", params, write_insights, "insight rows", base, state, after=after)
+            self.pull(f"{self.account}/insights", params, "insight rows", base, state, after=after)
             pending = {**state, "next": (chunk_end + timedelta(days=1)).isoformat(), "after": None}
             checkpoint(self.integration, {**base, "pending": pending})
         done = {**base, "insights_through": end.isoformat()}
         return SyncResult(self.summary(), cursor=done, counts=dict(self.counts))
 
-    def pull(self, path, params, write, counter, base, state, after=None) -> None:
+    def pull(self, path, params, kind, base, state, after=None) -> None:
+        build = {"ads": ad_row, "creatives": creative_row, "insight rows": insight_row}[kind]
         for page in self.client.pages(path, params, after=after):
-            build = {"ads": ad_row, "creatives": creative_row, "insight rows": insight_row}[counter]
             rows = [row for row in map(build, page) if row is not None]
             # The page and where the next run resumes are written together, or not at all.
             position = {**base, "pending": {**state, "after": self.client.after}}
-            self.counts[counter] += checkpoint(self.integration, position, write=lambda rows=rows: write(rows))
+            write = (lambda rows=rows: self.store.write(kind, rows))
+            self.counts[kind] += checkpoint(self.integration, position, write=write)
             self.counts["pages"] += 1
 
     def summary(self) -> str:

@@ -34,6 +34,8 @@ app.conf.beat_schedule = {
         "task": "integrations.sync_due_integrations",
         "schedule": environ.Env().float("SYNC_BEAT_SECONDS", default=900.0),
     },
+    # Hourly: each tenant's weekly report once it is due (Monday 07:00 in the tenant's time zone).
+    "weekly-reports": {"task": "reports.send_due_weekly_reports", "schedule": crontab(minute=5)},
 }
 app.autodiscover_tasks()
 app.autodiscover_tasks(["webhooks"], related_name="retention")

@@ -353,3 +353,14 @@ META_PAGE_LIMIT = env.int("META_PAGE_LIMIT", default=500)
 META_USAGE_SLOW_PERCENT = env.float("META_USAGE_SLOW_PERCENT", default=75.0)
 META_USAGE_STOP_PERCENT = env.float("META_USAGE_STOP_PERCENT", default=95.0)
 META_USAGE_PAUSE_SECONDS = env.float("META_USAGE_PAUSE_SECONDS", default=5.0)
+
+# --- Weekly reports (reports/) ---------------------------------------------------------------------
+# A report claimed ("sending") longer ago than this belongs to a crashed worker and is taken again.
+REPORT_STALE_AFTER_SECONDS = env.int("REPORT_STALE_AFTER_SECONDS", default=900)
+REPORT_MAX_RETRIES = env.int("REPORT_MAX_RETRIES", default=5)
+REPORT_RETRY_BASE_SECONDS = env.float("REPORT_RETRY_BASE_SECONDS", default=120.0)
+# Claude's summary at the top of the report: only when a key is set; aggregates only.
+ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+ANTHROPIC_MODEL = env.str("ANTHROPIC_MODEL", default="claude-haiku-4-5")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
+ANTHROPIC_TIMEOUT_SECONDS = env.float("ANTHROPIC_TIMEOUT_SECONDS", default=20.0)

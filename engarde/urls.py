@@ -11,7 +11,8 @@ from contacts.api import ContactViewSet, PaymentViewSet, PendingSignupViewSet
 from integrations import dashboard
 from integrations import pages as integration_pages
 from integrations.api import IntegrationViewSet
-from reports.api import MetaAdInsightViewSet, MetaAdViewSet
+from reports import pages as report_pages
+from reports.api import AnalyticsView, MetaAdInsightViewSet, MetaAdViewSet
 from tenants import join, members
 from tenants import pages as tenant_pages
 from tenants.api import CurrentTenantView
@@ -56,8 +57,10 @@ urlpatterns = [
     path("payments/", contact_pages.payment_list, name="payments"),
     path("payments/export.csv", contact_pages.payment_export, name="payments-export"),
     path("signups/", contact_pages.signups, name="signups"),
+    path("reports/", report_pages.weekly, name="reports"),
     path("signups/decide/", contact_pages.decide, name="signups-decide"),
     path("api/v1/tenant/", CurrentTenantView.as_view(), name="api-tenant"),
+    path("api/v1/admin/analytics/", AnalyticsView.as_view(), name="api-analytics"),
     path("api/v1/", include(router.urls)),
     # Webhooks: with or without the trailing slash, so a POST is never redirected.
     re_path(r"^api/webhooks/(?P<source>[a-z]+)/generate-url/(?P<tenant_key>[^/]+)/?$",

@@ -1,12 +1,18 @@
-"""The tenant's own ads data: ``GET /api/v1/ads/`` and ``GET /api/v1/ad-insights/``."""
+"""The tenant's own ads data (``GET /api/v1/ads/``, ``GET /api/v1/ad-insights/``) and the
+operators' cross-tenant analytics (``GET /api/v1/admin/analytics/``)."""
 
 from datetime import date
 
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from engarde.api import TenantScopedViewSet
+from reports import analytics
 from reports.models import MetaAd, MetaAdInsight
+from tenants.context import operator_context
 
 
 class MetaAdSerializer(serializers.ModelSerializer):
@@ -62,3 +68,22 @@ class MetaAdInsightViewSet(TenantScopedViewSet):
         if date_to:
             queryset = queryset.filter(date__lte=date_to)
         return queryset
+
+
+class IsAnalyticsStaff(BasePermission):
+    message = "Cross-tenant analytics are for staff with the reports.view_tenant_analytics permission."
+
+    def has_permission(self, request, view):
+        return analytics.may_view(request.user)
+
+
+class AnalyticsView(APIView):
+    """``GET /api/v1/admin/analytics/?sort=``: every tenant side by side, with totals (staff with
+    ``reports.view_tenant_analytics`` only; 403 for everyone else)."""
+
+    permission_classes = [IsAnalyticsStaff]
+
+    def get(self, request):
+        with operator_context(f"api analytics for staff user {request.user.pk}"):
+            table, key = analytics.sort(analytics.rows(), request.query_params.get("sort", "name"))
+        return Response({"sort": key, "results": table, "totals": analytics.totals(table)})

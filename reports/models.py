@@ -125,6 +125,8 @@ class WeeklyReport(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "week_start"], name="weeklyreport_unique_tenant_week")
         ]
+        # Operators' cross-tenant analytics (reports/analytics.py): the admin page and the API.
+        permissions = [("view_tenant_analytics", "Can view cross-tenant analytics")]
 
     def __str__(self):
         return f"week of {self.week_start} ({self.status})"

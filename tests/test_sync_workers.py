@@ -121,3 +121,50 @@ def test_a_crashed_runs_stale_claim_is_taken_over_by_the_next_beat(tmp_path, gra
     finally:
         stop(worker[0])
     assert insight_count(crashed) == 270 and insight_count(alive) == 0
+
+
+# --- weekly reports: a doubled beat, two workers, one e-mail ----------------------------------------
+
+
+def start_report_worker(tmp_path, name: str):
+    log = tmp_path / f"{name}.log"
+    env = child_env(tmp_path, DATABASE_URL=runtime_database_url(), CELERY_BROKER_URL=REDIS_URL,
+                    EMAIL_URL="consolemail://", ANTHROPIC_API_KEY="")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "engarde", "worker", "--pool=solo", "--concurrency=1",
+             "-Q", "reports", "-l", "info", "-n", f"{name}-{os.getpid()}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    return proc, log
+
+
+def test_a_doubled_report_beat_with_two_workers_sends_each_report_once(tmp_path, redis_db):
+    from reports.models import WeeklyReport
+    from reports.tasks import send_due_weekly_reports
+
+    made = []
+    for n in (1, 2):
+        made.append(Tenant.objects.create(slug=f"rep-{n}-{uuid.uuid4().hex[:6]}", name=f"Report Tenant {n}",
+                                          report_email=f"owner{n}@example.com", timezone="Pacific/Honolulu"))
+    try:
+        with celery_broker(REDIS_URL):
+            first, second = send_due_weekly_reports(), send_due_weekly_reports()
+        assert first >= 2 and second == first  # the doubled beat: every due report queued twice
+        workers = [start_report_worker(tmp_path, f"report-worker-{i}") for i in (1, 2)]
+        logs = [log for _, log in workers]
+        try:
+            wait_for("every report task to finish", lambda: finished(logs) == first + second, timeout=120,
+                     proc=workers[0][0], log=logs[0])
+        finally:
+            for proc, _ in workers:
+                stop(proc)
+        text = "".join(log.read_text(errors="replace") for log in logs)
+        for tenant in made:
+            assert text.count(f"Subject: [{tenant.name}] Your week") == 1, text[-3000:]
+            with tenant_context(tenant):
+                (report,) = WeeklyReport.objects.all()
+            assert (report.status, report.attempts, report.recipient) == ("sent", 1, tenant.report_email)
+    finally:
+        connections["owner"].close()

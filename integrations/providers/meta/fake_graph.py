@@ -206,3 +206,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
+
+
+def main() -> None:
+    """``python -m integrations.providers.meta.fake_graph ACCOUNT TOKEN ADS``: serve one account on
+    127.0.0.1 (a free port, printed on the first line) until killed. ``make bench`` runs it in its
+    own process, so the sync's measured memory and CPU are the sync's alone."""
+    import sys
+
+    account, token, ads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    server = FakeGraph()
+    server.accounts[account] = Account(token=token, ads=ads)
+    print(server.base, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

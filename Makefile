@@ -54,7 +54,12 @@ clean:
 
 # The full app against the smallest correct receiver, under wrk on loopback only (PostgreSQL as
 # the owner and the runtime role, Redis db 12). About 2 minutes; see README.md, "Benchmark".
-.PHONY: bench
+# Then the Meta Ads sync against the local fake Graph API (bench/sync_bench.py; about a minute).
+.PHONY: bench bench-sync
 bench: venv
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) bench/run.py
+	$(PY) bench/sync_bench.py
+
+bench-sync: venv
+	$(PY) bench/sync_bench.py

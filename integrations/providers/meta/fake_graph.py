@@ -209,14 +209,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    """``python -m integrations.providers.meta.fake_graph ACCOUNT TOKEN ADS``: serve one account on
-    127.0.0.1 (a free port, printed on the first line) until killed. ``make bench`` runs it in its
-    own process, so the sync's measured memory and CPU are the sync's alone."""
+    """``python -m integrations.providers.meta.fake_graph ACCOUNT TOKEN ADS [ACCOUNT TOKEN ADS …]``:
+    serve those accounts on 127.0.0.1 (a free port; the base URL is the first line printed) until
+    killed. ``make bench`` runs it in its own process, so the measured memory and CPU are the sync's."""
     import sys
 
-    account, token, ads = sys.argv[1], sys.argv[2], int(sys.argv[3])
     server = FakeGraph()
-    server.accounts[account] = Account(token=token, ads=ads)
+    args = sys.argv[1:]
+    for account, token, ads in zip(args[0::3], args[1::3], args[2::3]):
+        server.accounts[account] = Account(token=token, ads=int(ads))
     print(server.base, flush=True)
     server.serve_forever()
 

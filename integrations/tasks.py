@@ -1,11 +1,9 @@
 import logging
 import random
-from functools import partial
 
 import requests
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from contacts.models import Contact
@@ -114,12 +112,13 @@ def sync_due_integrations() -> int:
     interval has passed. Reads across tenants, so it runs in an audited operator context; the
     tasks it publishes each act for one tenant. Returns how many it published."""
     now = timezone.now()
-    published = []
+    due_now = []
     with operator_context("beat: fan out due integration syncs"):
         for provider_name in syncing_providers():
             rows = TenantIntegration.objects.filter(provider=provider_name, is_active=True, sync_disabled_reason="")
             rows = rows.filter(due(get_provider(provider_name), now)).filter(claimable(now))
-            for pk, tenant_id in rows.filter(tenant__is_active=True).values_list("pk", "tenant_id"):
-                published.append(pk)
-                transaction.on_commit(partial(sync_integration.delay, pk, str(tenant_id)))
-    return len(published)
+            due_now += rows.filter(tenant__is_active=True).values_list("pk", "tenant_id")
+    # Published once the operator context is closed: each task acts for one tenant only.
+    for pk, tenant_id in due_now:
+        sync_integration.delay(pk, str(tenant_id))
+    return len(due_now)

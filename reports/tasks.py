@@ -1,10 +1,8 @@
 import logging
 from datetime import date
-from functools import partial
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from reports.models import WeeklyReport
@@ -46,7 +44,6 @@ def send_due_weekly_reports() -> int:
     """Beat, hourly: one ``send_weekly_report`` task per tenant whose report is due (after Monday
     07:00 in its own time zone) and not sent yet. Returns how many it published."""
     due = due_reports(timezone.now())
-    with transaction.atomic():
-        for tenant_id, week_start in due:
-            transaction.on_commit(partial(send_weekly_report.delay, tenant_id, week_start))
+    for tenant_id, week_start in due:
+        send_weekly_report.delay(tenant_id, week_start)
     return len(due)

@@ -403,6 +403,9 @@ def test_the_traceback_is_for_operators_only(stripe, posh, client):
     assert answer["error"] == NAN_SENTENCE and "traceback" not in answer
     page = client.get(f"/webhooks/{row.pk}/").content.decode()
     assert "is not a plain" in page and "ValidationError" not in page and "Traceback" not in page
+    client.force_login(stripe.oscar)  # an operator, in the admin
+    page = client.get(f"/admin/webhooks/webhooklog/{row.pk}/change/").content.decode()
+    assert "Traceback" in page and "ValidationError" in page
 
 
 def test_a_successful_replay_clears_the_reason_and_the_traceback(stripe, posh):

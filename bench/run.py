@@ -119,7 +119,7 @@ def app_env(**extra: str) -> dict[str, str]:
     env.update(
         DEBUG="false", SECRET_KEY=KEYS["SECRET_KEY"], FIELD_ENCRYPTION_KEYS=KEYS["FIELD_ENCRYPTION_KEYS"],
         ALLOWED_HOSTS="127.0.0.1,localhost", DATABASE_URL=RUNTIME_URL, CELERY_BROKER_URL=REDIS_URL,
-        WEBHOOK_RATE_LIMIT="0", PYTHONUNBUFFERED="1",
+        WEBHOOK_RATE_LIMIT="0", PYTHONUNBUFFERED="1", BEHIND_HTTPS_PROXY="false",
     )
     env.update(extra)
     return env

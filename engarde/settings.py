@@ -171,7 +171,20 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Security headers when served over HTTPS -------------------------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
+# Behind a TLS-terminating proxy (BEHIND_HTTPS_PROXY=true) with DEBUG off, plain http is redirected
+# to https and browsers are told to stay on https (HSTS) unless these say otherwise.
+BEHIND_HTTPS_PROXY = env.bool("BEHIND_HTTPS_PROXY", default=False)
+_proxy_header = env.list("SECURE_PROXY_SSL_HEADER", default=["HTTP_X_FORWARDED_PROTO", "https"])
+if len(_proxy_header) != 2:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER is a META key and a value, e.g. HTTP_X_FORWARDED_PROTO,https")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if BEHIND_HTTPS_PROXY else None
+_https = BEHIND_HTTPS_PROXY and not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_https)
+# Paths (regular expressions, no leading slash) answered over plain http too, e.g. a health check.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[])
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _https else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 
 # --- E-mail (Django 6.1 mailers) -------------------------------------------------------------
@@ -195,9 +208,16 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {"BREVO_API_KEY": env.str("BREVO_API_KEY", default="")}
 
 # --- Celery ----------------------------------------------------------------------------------
-# Unset broker: tasks run in-process (eagerly), enqueued after the transaction commits.
+# Unset broker: tasks run in-process (eagerly), enqueued after the transaction commits. That is
+# the embedded default with DEBUG on; with DEBUG off it must be chosen (CELERY_TASK_ALWAYS_EAGER=true),
+# never fallen into because a variable went missing: tasks would run inside requests.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=DEBUG and not CELERY_BROKER_URL)
+if not CELERY_BROKER_URL and not CELERY_TASK_ALWAYS_EAGER:
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL must be set when DEBUG is off; to run tasks in-process on purpose, "
+        "set CELERY_TASK_ALWAYS_EAGER=true (see README.md, Configuration)."
+    )
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

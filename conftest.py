@@ -41,7 +41,7 @@ requires_postgres = pytest.mark.skipif(
 # connection can see; so here the one test connection takes the operator role for the statements
 # of an operator context (SET LOCAL ROLE, inside that context's transaction) and drops it again
 # after. The policies and roles are the real ones; only the runtime role's membership in the
-# operator role (granted below, in the test cluster only) is the harness's. The tests in
+# operator role (granted below for the run and revoked after it) is the harness's. The tests in
 # tests/test_operator_role.py use the real operator alias with committed rows, and check that a
 # runtime role made by setup_app_role cannot take the operator role nor see across tenants.
 OPERATOR_ROLE = (settings.DATABASES.get("operator") or {}).get("USER") or (
@@ -109,6 +109,9 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
         if RUNS_AS_RUNTIME_ROLE:
             _set_up_roles()
     yield
+    if RUNS_AS_RUNTIME_ROLE:
+        with django_db_blocker.unblock():
+            _grant_operator_role("REVOKE {} FROM {}")  # roles are cluster-wide: leave no such grant
     if not keepdb:
         with django_db_blocker.unblock():
             connections.close_all()  # the runtime role's session would keep the database in use
@@ -122,18 +125,22 @@ def _set_up_roles():
             "setup_app_role", runtime["USER"], password=runtime.get("PASSWORD") or "test",
             operator=OPERATOR_ROLE, operator_password=OPERATOR_PASSWORD, database="owner", stdout=devnull,
         )
-    with connections["owner"].cursor() as cursor:  # the harness's grant (see above)
-        cursor.execute(
-            psycopg_sql.SQL("GRANT {} TO {}").format(
-                psycopg_sql.Identifier(OPERATOR_ROLE), psycopg_sql.Identifier(runtime["USER"])
-            )
-        )
-    connections["owner"].close()
+    _grant_operator_role("GRANT {} TO {}")  # the harness's grant (see above)
     _install_role_switch(None, connections[DEFAULT_DB_ALIAS])
     if "operator" in settings.DATABASES:
         # Subprocesses (workers, a web server) inherit the environment: the test database there too.
         url = os.environ.get("OPERATOR_DATABASE_URL", "")
         os.environ["OPERATOR_DATABASE_URL"] = url.rsplit("/", 1)[0] + "/" + settings.DATABASES["operator"]["NAME"]
+
+
+def _grant_operator_role(statement: str) -> None:
+    with connections["owner"].cursor() as cursor:
+        cursor.execute(
+            psycopg_sql.SQL(statement).format(
+                psycopg_sql.Identifier(OPERATOR_ROLE), psycopg_sql.Identifier(settings.DATABASES["default"]["USER"])
+            )
+        )
+    connections["owner"].close()
 
 
 @dataclass

@@ -18,9 +18,8 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from engarde.queue import enqueue_on_commit
-from integrations.models import TenantIntegration
-from integrations.providers.base import TEST_EVENT_TYPE, Provider, VerificationFailed, WebhookRequest, body_hash
 from webhooks import ratelimit
+from webhooks.contract import TEST_EVENT_TYPE, Connection, Source, VerificationFailed, WebhookRequest, body_hash
 from webhooks.models import WebhookLog
 from webhooks.redaction import redact_bytes, redact_headers
 
@@ -45,7 +44,7 @@ REJECTED_HEADERS_LIMIT = 4 * 1024
 REJECTED_HEADER_VALUE_LIMIT = 512
 
 
-def receive(provider: Provider, integration: TenantIntegration, request: WebhookRequest,
+def receive(provider: Source, integration: Connection, request: WebhookRequest,
             admit: Callable[[], int | None] | None = None) -> Outcome:
     """``admit`` is asked once the delivery is verified: seconds to wait when the tenant is over
     its limit (429), else None. Forged deliveries never use up a tenant's quota, and nothing

@@ -16,44 +16,20 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from django.conf import settings
 
+# The delivery contract is the inbox's (webhooks sits below integrations); providers use it from here.
+from webhooks.contract import (  # noqa: F401
+    TEST_EVENT_TYPE,
+    Malformed,
+    PermanentError,
+    VerificationFailed,
+    WebhookRequest,
+    body_hash,
+)
+
 if TYPE_CHECKING:
     from integrations.models import TenantIntegration
     from integrations.sync import SyncResult
     from webhooks.models import WebhookLog
-
-
-#: The event type of an operator's test delivery: verified and stored like any other, never handled.
-TEST_EVENT_TYPE = "engarde.test"
-
-
-class PermanentError(Exception):
-    """A handler failure that no retry can fix (a refused ``api_url``, a value we can never
-    store): processing marks the row ``dead`` at once, with this message as the reason. Anything
-    else a handler raises is taken as transient and retried with backoff."""
-
-
-class Malformed(PermanentError):
-    """The delivery does not fit what its handler reads: the row is ``malformed`` at once. The
-    message is one sentence for the tenant that names the field (``the Stripe event has no
-    `data.object```); ``Provider.validate`` raises it from a schema's errors, and a handler may
-    raise it for a rule across fields ("the lead has no e-mail")."""
-
-
-class VerificationFailed(Exception):
-    """A delivery did not prove it came from the tenant's platform account.
-
-    The message is the reason stored on the ``rejected`` row and shown to operators: it must
-    never contain a secret or a signature value."""
-
-
-@dataclass(frozen=True)
-class WebhookRequest:
-    """What a provider sees of a delivery: the raw bytes, never a re-serialised body."""
-
-    body: bytes
-    headers: Mapping[str, str]  # case-insensitive (Django's HttpHeaders)
-    query: Mapping[str, str]
-    remote_addr: str | None = None
 
 
 @dataclass
@@ -110,10 +86,6 @@ def json_depth(value: Any) -> int:
         deepest = max(deepest, depth)
         stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
     return deepest
-
-
-def body_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
 
 
 def hmac_sha256_hex(secret: str, message: bytes) -> str:

@@ -8,10 +8,11 @@ Graph API, on loopback only.
 2. ``bench/sync_child.py`` runs ``integrations.sync.run_sync`` in a fresh process as the runtime
    role, exactly as the Celery task does: the first sync of each (90 days: 45,000 and 4,500
    insight rows), then the 500-ad one again (the 28-day lookback, restated in place).
-3. Prints rows/s, pages, database queries per page and peak memory (tracemalloc's peak of Python
-   allocations, and the process's maximum resident size) for each run.
+3. Prints rows/s, pages, database queries per page and peak memory (the process's maximum
+   resident size; with ``BENCH_SYNC_TRACEMALLOC=1`` also tracemalloc's peak of Python allocations,
+   which slows the run down) for each run.
 
-Settings (environment): ``BENCH_SYNC_ADS`` (500), ``BENCH_SYNC_SMALL_ADS`` (50), ``BENCH_KEEP_DB``,
+Settings (environment): ``BENCH_SYNC_ADS`` (500), ``BENCH_SYNC_SMALL_ADS`` (50), ``BENCH_SYNC_TRACEMALLOC``, ``BENCH_KEEP_DB``,
 ``BENCH_SYNC_OWNER_URL``, ``BENCH_SYNC_DATABASE_URL``.
 """
 
@@ -62,12 +63,16 @@ def child(graph_base: str, slug: str, label: str) -> dict:
     return {"run": label, **json.loads(result.stdout.strip().splitlines()[-1])}
 
 
+def peak(run: dict) -> str:
+    return "—" if run["peak_python_mib"] is None else f"{run['peak_python_mib']:.1f}"
+
+
 def report(runs: list[dict]) -> None:
     print("\n| run | insight rows | seconds | rows/s | pages | queries/page | peak Python MiB | max RSS MiB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in runs:
         print(f"| {r['run']} | {r['insight_rows']} | {r['seconds']:.1f} | {r['rows_per_second']:.0f} | {r['pages']} "
-              f"| {r['queries_per_page']:.1f} | {r['peak_python_mib']:.1f} | {r['max_rss_mib']:.0f} |")
+              f"| {r['queries_per_page']:.1f} | {peak(r)} | {r['max_rss_mib']:.0f} |")
     print(f"\nload average before: {bench.LOAD_BEFORE}; summary lines: " + "; ".join(r["summary"] for r in runs))
 
 

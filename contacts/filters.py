@@ -57,6 +57,7 @@ class ListFilter(forms.Form):
         self.zone = ZoneInfo(tenant.timezone or "UTC")
         self.fields["source"].choices = source_choices()
         self.fields["sort"].choices = [(key, label) for key, (_, label) in self.sorts.items()]
+        self.fields["sort"] = self.fields.pop("sort")  # last, after a subclass's own filters
         for name, field in self.fields.items():
             field.widget.attrs.setdefault("id", f"f-{name}")
 

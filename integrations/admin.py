@@ -28,12 +28,18 @@ ROTATION_GRACE = timedelta(hours=24)
 STATUS_FIELDS = ("last_event_at", "last_error_at", "last_error", "created_at", "updated_at")
 
 
-def copyable_webhook_url(integration) -> str:
+def copyable_webhook_url(integration, wrapped: bool = False) -> str:
     """The webhook URL in a read-only input, ready to select and copy (no secret in it)."""
     if not integration.provider_obj.receives_webhooks:
         return "— (this platform sends no webhooks)"
     # The whole URL (sized to it, never cut off) and a button that copies it (static/engarde.js).
     url = integration.webhook_url
+    if wrapped:  # in a table row: the whole URL on as many lines as it takes, so the table fits
+        return format_html(
+            '<span class="copy-row"><code id="webhook-url-{}" class="webhook-url wrapped">{}</code> '
+            '<button type="button" class="button" data-copy-target="webhook-url-{}">Copy</button></span>',
+            integration.pk, url, integration.pk,
+        )
     return format_html(
         '<span class="copy-row"><input type="text" readonly value="{}" size="{}" id="webhook-url-{}" '
         'class="vTextField webhook-url" aria-label="Webhook URL"> '
@@ -308,6 +314,10 @@ class TenantIntegrationInline(IntegrationDisplays, admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="webhook URL")
+    def webhook_url_display(self, obj):
+        return copyable_webhook_url(obj, wrapped=True)
 
     @admin.display(description="platform")
     def provider_label(self, obj):

@@ -6,7 +6,7 @@ document.addEventListener("click", async (event) => {
   if (!field) return;
   const label = button.textContent;
   try {
-    await navigator.clipboard.writeText(field.value);
+    await navigator.clipboard.writeText(field.value ?? field.textContent);
   } catch (error) {
     field.select();  // clipboard API refused (plain http): fall back to the selection
     document.execCommand("copy");

@@ -83,6 +83,8 @@ def test_contacts_list_shows_the_tenants_contacts_with_total(world, people):
 def test_search_matches_name_email_phone_and_platform_ids(world, people, query, expected):
     page = text(client_for(world.alice).get("/contacts/", {"q": query}))
     assert listed(page, "contact") == {str(people[name].pk) for name in expected}
+    for name in expected:  # each row links to the contact's page (not the API's)
+        assert f'href="/contacts/{people[name].pk}/"' in page
 
 
 def test_filters_by_platform_and_dates_in_the_tenants_time_zone(world, people):

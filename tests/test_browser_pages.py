@@ -1,0 +1,148 @@
+"""Issue 12's pages in Debian's Chromium: search, filter, export and the contact page; and every
+tenant page plus the admin's tenant page at 1280 and 390 px, saved to ``screenshots/`` and checked
+for sideways scrolling and for content cut off at the right edge.
+
+Shares ``tests/test_browser.py``'s Chromium, live server and sign-in (imported fixtures).
+"""
+
+import csv
+import io
+import re
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import expect
+
+from contacts.models import Contact, Payment
+from tenants.context import tenant_context
+from tests.test_browser import (  # noqa: F401 (fixtures)
+    POSH_SECRET, SCREENSHOTS, browser, new_context, post_signed, pytestmark, sign_in, site,
+)
+from webhooks.models import WebhookLog
+from webhooks.testing import connect, fixture_bytes
+
+WIDTHS = (("desktop", 1280, 800), ("phone", 390, 844))
+
+# At 1280 px not even a table scrolls sideways inside its box (on a phone a wide table may).
+SCROLLED_BOXES = """() => [...document.querySelectorAll('main *, #content *')].filter((el) => {
+  const o = getComputedStyle(el).overflowX;
+  return (o === 'auto' || o === 'scroll') && el.scrollWidth > el.clientWidth + 1 && el.tagName !== 'PRE';
+}).slice(0, 5).map((el) => el.tagName + '.' + el.className)"""
+
+# Anything in <main> whose right edge passes the viewport's, except inside a container that
+# scrolls on purpose (a table, a code block).
+CUT_OFF = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrolls = (el) => { for (let p = el; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; } return false; };
+  return [...document.querySelectorAll('main *, #content *')].filter((el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.right > width + 1 && !scrolls(el.parentElement);
+  }).slice(0, 5).map((el) => el.tagName + '.' + el.className + ' ' + (el.textContent || '').slice(0, 40));
+}"""
+
+
+@pytest.fixture
+def data(world):
+    with tenant_context(world.acme):
+        ada = Contact.objects.create(email="ada@lovelace.test", first_name="Ada", last_name="Lovelace",
+                                     phone="+44 20 7946 0000", source="stripe")
+        for i in range(60):
+            Contact.objects.create(email=f"guest{i:02d}@example.org", first_name="Guest", last_name=f"Number {i:02d}",
+                                   source="poshvip")
+        Payment.objects.create(contact=ada, amount=Decimal("120.00"), currency="usd", source="stripe",
+                               external_id="pi_ada", payment_event_id="evt_ada")
+        Payment.objects.create(contact=ada, amount=Decimal("30.00"), currency="usd", source="stripe",
+                               external_id="pi_ada_refund", payment_event_id="evt_ada_2", status="refunded")
+    return {"ada": ada}
+
+
+def download_rows(page, button) -> list[list[str]]:
+    with page.expect_download() as made:
+        button.click()
+    return list(csv.reader(io.StringIO(open(made.value.path(), encoding="utf-8").read())))
+
+
+def test_search_filter_export_and_the_contact_page(site, world, data, new_context):
+    page = sign_in(new_context(viewport={"width": 1280, "height": 800}), "alice")
+    page.get_by_role("link", name="Contacts").click()
+    expect(page.get_by_test_id("total")).to_contain_text("62 contacts")  # 60 guests, Ada and the world's Pat
+    expect(page.locator("nav.pagination")).to_contain_text("2")
+
+    # Search: the page, its total and the export agree, and the query stays in the URL.
+    page.fill("#f-q", "lovelace")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"q=lovelace"))
+    expect(page.get_by_test_id("total")).to_have_text(re.compile(r"^1 contact match"))
+    rows = download_rows(page, page.get_by_test_id("export"))
+    assert [r[3] for r in rows[1:]] == ["ada@lovelace.test"]
+
+    # Filter by platform: 60 Posh.VIP guests over two pages; the export has all 60, and only acme's.
+    page.goto("/contacts/")
+    page.select_option("#f-source", "poshvip")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_test_id("total")).to_contain_text("60 contacts match")
+    page.locator("nav.pagination").get_by_role("link", name="2", exact=True).click()
+    expect(page).to_have_url(re.compile(r"source=poshvip.*page=2|page=2.*source=poshvip"))
+    expect(page.locator("tbody tr")).to_have_count(10)
+    rows = download_rows(page, page.get_by_test_id("export"))
+    assert len(rows) == 61 and all(r[5] == "Posh.VIP" for r in rows[1:])
+
+    # The contact's page: its payments, with the status pills.
+    page.goto("/contacts/?q=ada")
+    page.get_by_role("link", name="Ada Lovelace").click()
+    expect(page.get_by_test_id("contact-name")).to_have_text("Ada Lovelace")
+    expect(page.get_by_test_id("contact-payments")).to_contain_text("120.00 USD")
+    expect(page.get_by_test_id("contact-payments")).to_contain_text("Refunded")
+
+    # Payments: filter by status, export the same rows.
+    page.goto("/payments/")
+    page.select_option("#f-status", "refunded")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_test_id("total")).to_have_text(re.compile(r"^1 payment match"))
+    rows = download_rows(page, page.get_by_test_id("export"))
+    assert [(r[2], r[4], r[5]) for r in rows[1:]] == [("30.000", "USD", "refunded")]
+
+
+def test_screenshots_of_every_tenant_page_and_the_admin_tenant_page(site, world, data, new_context):
+    """Every tenant page, and the admin's tenant page, at 1280 and 390 px: no page scrolls
+    sideways and nothing is cut off at the right edge. The images are in screenshots/."""
+    connect(world.acme, "poshvip", POSH_SECRET)
+    url = f"{site.url}/api/webhooks/{world.acme.pk}/poshvip/"
+    assert post_signed(url, fixture_bytes("poshvip", "purchase_created"), POSH_SECRET).status_code == 200
+    with tenant_context(world.acme):
+        delivery = WebhookLog.objects.filter(source="poshvip").first()
+        buyer = Contact.objects.get(email="jordan.blake@example.com")
+        WebhookLog.objects.create(source="stripe", event_id="evt_forged_0001", status="rejected", body=b"{}",
+                                  error="The Stripe-Signature header does not match this tenant's signing secret.")
+    tenant_pages = {
+        "dashboard": "/", "contacts": "/contacts/", "contact": f"/contacts/{buyer.pk}/", "payments": "/payments/",
+        "webhooks": "/webhooks/", "delivery": f"/webhooks/{delivery.pk}/", "signups": "/signups/",
+        "members": "/members/", "setup-poshvip": "/setup/poshvip/", "setup-stripe": "/setup/stripe/",
+    }
+    SCREENSHOTS.mkdir(exist_ok=True)
+    problems = []
+    for user, pages in (("alice", tenant_pages), ("oscar", {"admin-tenant": f"/admin/tenants/tenant/{world.acme.pk}/change/",
+                                                            "admin-onboard": "/admin/tenants/tenant/add/"})):
+        context = new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        if user == "oscar":
+            page.goto("/admin/login/")
+            page.fill("#id_username", "oscar")
+            page.fill("#id_password", "pw-oscaroscar")
+            page.get_by_role("button", name=re.compile("Log in", re.I)).click()
+        else:
+            page = sign_in(context, user)
+        for label, width, height in WIDTHS:
+            page.set_viewport_size({"width": width, "height": height})
+            for name, path in pages.items():
+                assert page.goto(path).status == 200, path
+                page.screenshot(path=SCREENSHOTS / f"{name}-{label}.png", full_page=True)
+                overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                if overflow > 0:
+                    problems.append(f"{path} at {width} px scrolls sideways by {overflow} px")
+                if cut := page.evaluate(CUT_OFF):
+                    problems.append(f"{path} at {width} px cuts off {cut}")
+                if width >= 1280 and (boxes := page.evaluate(SCROLLED_BOXES)):
+                    problems.append(f"{path} at {width} px has boxes that scroll sideways: {boxes}")
+    assert not problems, "\n".join(problems)

@@ -39,8 +39,8 @@ class TenantOwnedAdmin(admin.ModelAdmin):
 
 @admin.register(Contact)
 class ContactAdmin(TenantOwnedAdmin):
-    list_display = ("email", "full_name", "tenant", "platform", "mc_id", "ghl_id", "created_at")
-    list_filter = ("tenant", "source")
+    list_display = ("email", "full_name", "tenant", "platform", "subscription_status", "mc_id", "ghl_id", "created_at")
+    list_filter = ("tenant", "source", "subscription_status")
     search_fields = ("email", "first_name", "last_name", "phone", "mc_id", "ghl_id")
     readonly_fields = ("created_at", "updated_at")
 
@@ -48,8 +48,9 @@ class ContactAdmin(TenantOwnedAdmin):
 @admin.register(Payment)
 class PaymentAdmin(TenantOwnedAdmin):
     list_display = ("created_at", "tenant", "amount", "currency", "status", "platform", "external_id", "contact")
-    list_filter = ("tenant", "status", "source", "currency")
-    search_fields = ("external_id", "payment_event_id", "contact__email", "contact__first_name", "contact__last_name")
+    list_filter = ("tenant", "status", "dispute", "source", "currency")
+    search_fields = ("external_id", "payment_event_id", "invoice_id", "contact__email", "contact__first_name",
+                     "contact__last_name")
     list_select_related = ("tenant", "contact")
     raw_id_fields = ("contact",)
     readonly_fields = ("created_at", "updated_at")

@@ -14,7 +14,9 @@ class ContactSerializer(serializers.ModelSerializer):
         model = Contact
         fields = [
             "id", "email", "first_name", "last_name", "phone", "source", "mc_id", "ghl_id",
-            "custom_fields", "activity", "created_at", "updated_at",
+            "custom_fields", "activity", "subscription_id", "subscription_status", "subscription_plan",
+            "subscription_period_end", "subscription_cancel_at_period_end", "subscription_trial_end",
+            "created_at", "updated_at",
         ]
 
 
@@ -25,7 +27,8 @@ class PaymentSerializer(serializers.ModelSerializer):
         model = Payment
         fields = [
             "id", "amount", "amount_refunded", "currency", "status", "source", "external_id",
-            "payment_event_id", "description", "contact", "contact_email", "occurred_at", "created_at",
+            "payment_event_id", "invoice_id", "subscription_id", "description", "failure_reason", "dispute",
+            "dispute_status", "dispute_reason", "disputed_amount", "contact", "contact_email", "occurred_at", "created_at",
         ]
 
 

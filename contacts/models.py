@@ -22,6 +22,24 @@ class Contact(TenantOwned):
     ghl_id = models.CharField("GoHighLevel contact id", max_length=64, blank=True, default="")
     custom_fields = models.JSONField(default=dict, blank=True)
     activity = models.JSONField(default=list, blank=True, help_text="Check-ins, transfers and the like.")
+    # The contact's subscription as the platform (Stripe) last described it. One per contact: a
+    # second subscription replaces the first here (its payments keep their own subscription id).
+    stripe_customer_id = models.CharField(
+        "Stripe customer id", max_length=255, blank=True, default="", db_default="",
+        help_text="Learnt from invoices and checkouts, so subscription events (which name only the customer) find the contact.",
+    )
+    subscription_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    subscription_status = models.CharField(
+        max_length=32, blank=True, default="", db_default="", help_text="The platform's word: trialing, active, past_due, canceled…"
+    )
+    subscription_plan = models.CharField(max_length=255, blank=True, default="", db_default="", help_text="The price's or product's name.")
+    subscription_period_end = models.DateTimeField(null=True, blank=True, help_text="End of the paid period.")
+    subscription_cancel_at_period_end = models.BooleanField(default=False, db_default=False)
+    subscription_trial_end = models.DateTimeField(null=True, blank=True)
+    subscription_changed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the platform made the change shown (its event time): an older event never overwrites a newer one.",
+    )
     notified_at = models.DateTimeField(
         null=True, blank=True, help_text="When the tenant's admins were told about this new contact (once)."
     )
@@ -35,6 +53,10 @@ class Contact(TenantOwned):
             models.UniqueConstraint(fields=["tenant", "email"], condition=~Q(email=""), name="contact_unique_email"),
             models.UniqueConstraint(fields=["tenant", "mc_id"], condition=~Q(mc_id=""), name="contact_unique_mc_id"),
             models.UniqueConstraint(fields=["tenant", "ghl_id"], condition=~Q(ghl_id=""), name="contact_unique_ghl_id"),
+            models.UniqueConstraint(
+                fields=["tenant", "stripe_customer_id"], condition=~Q(stripe_customer_id=""),
+                name="contact_unique_stripe_customer",
+            ),
         ]
 
     def __str__(self):
@@ -56,6 +78,13 @@ class Payment(TenantOwned):
         FAILED = "failed"
         REFUNDED = "refunded"
         PARTIALLY_REFUNDED = "partially_refunded"
+        CANCELED = "canceled"
+
+    class Dispute(models.TextChoices):
+        NONE = "", "not disputed"
+        OPEN = "open", "disputed"
+        WON = "won"
+        LOST = "lost"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="payments")
     contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="payments")
@@ -70,6 +99,15 @@ class Payment(TenantOwned):
         max_length=255, help_text="Idempotency key: the platform event (or payment) this row was made from."
     )
     description = models.CharField(max_length=255, blank=True, default="")
+    failure_reason = models.CharField(
+        max_length=255, blank=True, default="", db_default="", help_text="Why the platform refused or cancelled it (code: message)."
+    )
+    invoice_id = models.CharField(max_length=255, blank=True, default="", db_default="", help_text="The platform's invoice, if any.")
+    subscription_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    dispute = models.CharField(max_length=8, choices=Dispute.choices, blank=True, default="", db_default="")
+    dispute_status = models.CharField(max_length=32, blank=True, default="", db_default="", help_text="The platform's own dispute status.")
+    dispute_reason = models.CharField(max_length=64, blank=True, default="", db_default="")
+    disputed_amount = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -81,7 +119,10 @@ class Payment(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "payment_event_id"], name="payment_unique_event"),
         ]
-        indexes = [models.Index(fields=["tenant", "source", "external_id"], name="payment_external_idx")]
+        indexes = [
+            models.Index(fields=["tenant", "source", "external_id"], name="payment_external_idx"),
+            models.Index(fields=["tenant", "source", "invoice_id"], name="payment_invoice_idx"),
+        ]
 
     def __str__(self):
         return f"{self.amount} {self.currency} ({self.status})"
@@ -96,6 +137,10 @@ class PendingSignup(TenantOwned):
         PENDING = "pending"
         APPROVED = "approved"
         DISMISSED = "dismissed"
+        # Decided on the platform (the registrant cancelled, the host denied, the order was refunded):
+        # out of the queue, ``decided_at`` says when, ``decided_by`` stays empty.
+        CANCELLED = "cancelled"
+        DENIED = "denied"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="pending_signups")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="pending_signups")

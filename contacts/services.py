@@ -42,22 +42,26 @@ def upsert_contact(
     mc_id: str = "",
     ghl_id: str = "",
     custom_fields: dict | None = None,
+    stripe_customer_id: str = "",
 ) -> tuple[Contact, bool]:
     """The tenant's contact for these identifiers, created or filled in. Returns (contact, created).
 
-    Matching order: the platform id (ManyChat, GoHighLevel), then the e-mail. Known values are
+    Matching order: the platform id (ManyChat, GoHighLevel, Stripe customer), then the e-mail. Known values are
     never blanked by an event that lacks them. A new contact notifies the tenant's admins and is
     synced to the tenant's Brevo list once the transaction commits.
     """
     email = clean_email(email)
     mc_id = clean_id(mc_id, 64, "ManyChat subscriber id")
     ghl_id = clean_id(ghl_id, 64, "GoHighLevel contact id")
-    if not (email or mc_id or ghl_id):
+    stripe_customer_id = clean_id(stripe_customer_id, 255, "Stripe customer id")
+    if not (email or mc_id or ghl_id or stripe_customer_id):
         raise InvalidValue("a contact needs an e-mail or a platform id")
-    lookups = [q for q in ({"mc_id": mc_id}, {"ghl_id": ghl_id}, {"email": email}) if next(iter(q.values()))]
+    lookups = [q for q in ({"mc_id": mc_id}, {"ghl_id": ghl_id}, {"stripe_customer_id": stripe_customer_id},
+                           {"email": email}) if next(iter(q.values()))]
     values = {
         "first_name": fit(Contact, "first_name", first_name), "last_name": fit(Contact, "last_name", last_name),
         "phone": fit(Contact, "phone", phone), "email": email, "mc_id": mc_id, "ghl_id": ghl_id,
+        "stripe_customer_id": stripe_customer_id,
     }
     custom_fields = clean_json(dict(custom_fields or {}))
     for _attempt in range(3):
@@ -85,6 +89,9 @@ def upsert_contact(
     raise RuntimeError("could not upsert the contact after concurrent inserts")
 
 
+IDENTIFIERS = ("email", "mc_id", "ghl_id", "stripe_customer_id")
+
+
 def _find(lookups: list[dict]) -> Contact | None:
     for lookup in lookups:
         contact = Contact.objects.filter(**lookup).first()
@@ -98,7 +105,7 @@ def _fill_in(contact: Contact, values: dict, custom_fields: dict | None) -> bool
     for name, value in values.items():
         if value and getattr(contact, name) != value:
             # An identifier already set is never overwritten by another platform's value.
-            if name in ("email", "mc_id", "ghl_id") and getattr(contact, name):
+            if name in IDENTIFIERS and getattr(contact, name):
                 continue
             setattr(contact, name, value)
             changed = True
@@ -180,3 +187,32 @@ def add_pending_signup(*, contact: Contact, source: str, external_id: str = "", 
             )
     except IntegrityError:
         return PendingSignup.objects.get(source=source, external_id=external_id), False
+
+
+#: A decision taken on the platform overrides these; "approved" there only moves a pending sign-up.
+PLATFORM_OVERRIDES = {
+    PendingSignup.Status.CANCELLED: frozenset(PendingSignup.Status.values) - {PendingSignup.Status.CANCELLED},
+    PendingSignup.Status.DENIED: frozenset(PendingSignup.Status.values) - {PendingSignup.Status.DENIED},
+    PendingSignup.Status.APPROVED: frozenset({PendingSignup.Status.PENDING}),
+}
+
+
+def settle_signup(*, contact: Contact, source: str, external_id: str, status: str, at=None,
+                  metadata: dict | None = None) -> PendingSignup:
+    """The platform decided a sign-up (the registrant cancelled, the host denied or approved, the
+    order was refunded): the row leaves the queue with that status and ``decided_at`` = when the
+    platform decided (``decided_by`` stays empty: no user of ours did it).
+
+    A decision that arrives before the sign-up itself (senders do not keep order) creates the row
+    already decided, so the late "created" event finds it and does not put it back in the queue.
+    Cancelled and denied win over any earlier state; approved only moves a pending sign-up, so a
+    tenant's own dismissal stands."""
+    at = at or timezone.now()
+    signup, _ = add_pending_signup(contact=contact, source=source, external_id=external_id, metadata=metadata)
+    if signup.status in PLATFORM_OVERRIDES[status]:
+        PendingSignup.objects.filter(pk=signup.pk).update(
+            status=status, decided_at=at, decided_by=None, updated_at=timezone.now()
+        )
+        signup.refresh_from_db()
+    return signup
+

@@ -204,6 +204,9 @@ class Provider:
     ignored_events: frozenset[str] = frozenset()
     #: headers that carry the platform's signature: never stored, shown or logged.
     signature_headers: tuple[str, ...] = ()
+    #: event type -> what handling it does, in a tenant's words (setup page, README). Every
+    #: handled type has a line.
+    event_docs: Mapping[str, str] = {}
     #: header or query parameter a token platform sends its token in.
     token_header: str = "X-Webhook-Token"
     token_query_param: str = "token"
@@ -230,6 +233,15 @@ class Provider:
     @property
     def supported_events(self) -> list[str]:
         return sorted(self.handlers)
+
+    @property
+    def handled_events(self) -> list[tuple[str, str]]:
+        """(event type, what it does) for the setup page, in a stable order."""
+        return [(name, self.event_docs.get(name, "")) for name in self.supported_events]
+
+    @property
+    def ignored_list(self) -> list[str]:
+        return sorted(self.ignored_events)
 
     @property
     def fallback_secret_env(self) -> str:

@@ -21,7 +21,8 @@ from integrations.providers.base import (
     body_hash,
     hmac_sha256_hex,
 )
-from integrations.providers.zoom.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.zoom.handlers import EVENT_DOCS, HANDLERS, IGNORED_EVENTS
+from integrations.providers.zoom.schemas import SCHEMAS
 
 TOLERANCE_SECONDS = 300
 URL_VALIDATION = "endpoint.url_validation"
@@ -44,8 +45,10 @@ class ZoomProvider(Provider):
         CredentialField("client_secret", "Client secret"),
     )
     handlers = HANDLERS
+    schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
     signature_headers = ("x-zm-signature",)
+    event_docs = EVENT_DOCS
 
     def verify(self, request, integration):
         self.signing_secret(request, integration)
@@ -126,8 +129,8 @@ class ZoomProvider(Provider):
             "before the next step: Zoom's URL check is signed with it.",
             f"Features → Event Subscriptions: add a subscription with the endpoint URL {webhook_url} "
             "and click Validate.",
-            "Add the events Meeting → “Meeting registration created” (meeting.registration_created) and "
-            "Webinar → “Webinar registration created” (webinar.registration_created), then save and activate.",
+            "Add the events Meeting → “Meeting registration created”, “… cancelled”, “… denied” and "
+            "“… approved”, and the same four under Webinar (the list below), then save and activate.",
             "If you regenerate the Secret Token in Zoom, enter the new one here at once; the previous one "
             "keeps working for the grace period you choose.",
         ]

@@ -30,7 +30,8 @@ from integrations.providers.base import (
     body_hash,
     load_json,
 )
-from integrations.providers.ghl.handlers import HANDLERS, IGNORED_EVENTS, WORKFLOW_EVENT
+from integrations.providers.ghl.handlers import EVENT_DOCS, HANDLERS, IGNORED_EVENTS, WORKFLOW_EVENT
+from integrations.providers.ghl.schemas import SCHEMAS
 from integrations.providers.validators import matches
 
 
@@ -73,11 +74,40 @@ def _signature(value: str) -> bytes:
 
 
 def payload_location(payload) -> str:
-    """``locationId`` (app webhooks), or ``location.id`` (workflow webhooks)."""
+    """The location a delivery belongs to, read from the field GoHighLevel documents for its type:
+
+    * ``Invoice…`` events: ``altId`` when ``altType`` is ``"location"`` (they carry no ``locationId``);
+    * ``Order…`` events: ``locationId``, else ``altId`` + ``altType`` (they carry both);
+    * ``LocationCreate`` / ``LocationUpdate``: the location is the object itself, ``id``;
+    * every other app event: ``locationId``; workflow webhooks: ``location.id``.
+
+    Anything else (a wrong type, an ``altType`` that is not a location) reads as no location."""
     if not isinstance(payload, dict):
         return ""
+    kind = payload.get("type") if isinstance(payload.get("type"), str) else ""
+    by_alt = _text(payload.get("altId")) if payload.get("altType") == "location" else ""
+    if kind.startswith("Invoice"):
+        return by_alt
+    if kind.startswith("Location"):
+        return _text(payload.get("id"))
+    if kind.startswith("Order"):
+        return _text(payload.get("locationId")) or by_alt
     location = payload.get("location")
-    return str(payload.get("locationId") or (location.get("id") if isinstance(location, dict) else "") or "")
+    return _text(payload.get("locationId")) or (_text(location.get("id")) if isinstance(location, dict) else "")
+
+
+def location_field(payload) -> str:
+    """The name of the field ``payload_location`` reads, for messages."""
+    kind = payload.get("type") if isinstance(payload, dict) and isinstance(payload.get("type"), str) else ""
+    if kind.startswith("Invoice"):
+        return "altId (altType location)"
+    if kind.startswith("Location"):
+        return "id"
+    return "locationId"
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class GoHighLevelProvider(Provider):
@@ -99,8 +129,10 @@ class GoHighLevelProvider(Provider):
         ),
     )
     handlers = HANDLERS
+    schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
     signature_headers = ("x-ghl-signature", "x-wh-signature")
+    event_docs = EVENT_DOCS
 
     def verify(self, request, integration):
         ed_header, rsa_header = self.signature_headers
@@ -129,16 +161,18 @@ class GoHighLevelProvider(Provider):
 
     def _check_location(self, body: bytes, integration, required: bool) -> None:
         try:
-            location = payload_location(load_json(body))
+            payload = load_json(body)
         except ValueError:
-            location = ""  # not JSON: a signed one is refused below, an unsigned one is kept as malformed
+            payload = None  # not JSON: a signed one is refused below, an unsigned one is kept as malformed
+        location = payload_location(payload)
         if not location and not required:
             return
         expected = integration.value("location_id")
         if not expected:
             raise VerificationFailed("no GoHighLevel location id is configured for this tenant")
         if location != expected:
-            raise VerificationFailed("locationId does not match this tenant")
+            # Name the field read for this event type: "locationId" on an invoice (which has none) misled operators.
+            raise VerificationFailed(f"{location_field(payload)} does not match this tenant's location")
 
     def event_type(self, payload, request):
         """``type`` of an app webhook; a workflow webhook has none and is named ``WORKFLOW_EVENT``."""
@@ -157,8 +191,9 @@ class GoHighLevelProvider(Provider):
             return str(payload["webhookId"])
         kind = str(payload.get("type") or "")
         obj = payload["appointment"] if isinstance(payload.get("appointment"), dict) else payload
-        object_id = obj.get("id") or payload.get("id")
-        when = payload.get("timestamp") or obj.get("dateUpdated") or (obj.get("dateAdded") if kind.endswith("Create") else "")
+        object_id = obj.get("id") or payload.get("id") or payload.get("_id")  # invoices and orders: ``_id``
+        when = (payload.get("timestamp") or obj.get("dateUpdated") or payload.get("updatedAt")
+                or (obj.get("dateAdded") if kind.endswith("Create") else ""))
         if kind and object_id and when:
             return f"{kind}:{object_id}:{when}"
         return body_hash(request.body)
@@ -173,9 +208,9 @@ class GoHighLevelProvider(Provider):
             "URL). Deliveries for any other location are refused.",
             f"Marketplace app (one you create for your own agency): under Advanced Settings → Webhooks set the "
             f"Default Webhook URL to {webhook_url}, give the app the scopes contacts.readonly and "
-            "calendars/events.readonly (GoHighLevel only sends events the app's scopes cover), subscribe to "
-            "ContactCreate, ContactUpdate, ContactTagUpdate, AppointmentCreate and AppointmentUpdate, and install "
-            "the app on your location. GoHighLevel signs these deliveries: nothing to copy here.",
+            "calendars/events.readonly, invoices.readonly and payments/orders.readonly (GoHighLevel only sends "
+            "events the app's scopes cover), subscribe to the events listed below, and install the app on your "
+            "location. GoHighLevel signs these deliveries: nothing to copy here.",
             f"Or a workflow: add the action “Custom Webhook” (POST) with the URL {webhook_url} and a header "
             "X-Webhook-Token whose value is the workflow webhook token shown here (only this header is accepted: "
             "a token in the URL is refused). These deliveries are not signed: the token is their only proof, "

@@ -5,13 +5,14 @@ globex LOCATION_B, and the fixtures are acme's."""
 
 import base64
 import json
+from decimal import Decimal
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from contacts.models import Contact
+from contacts.models import Contact, Payment
 from integrations.models import TenantIntegration
 from integrations.providers.base import WebhookRequest, body_hash
 from integrations.registry import get_provider
@@ -25,7 +26,7 @@ RSA_KEY, OTHER_RSA_KEY = (rsa.generate_private_key(public_exponent=65537, key_si
 LOCATION_A, LOCATION_B = "ve9EPM428h8vShlRW1KT", "Zq7WnT3kLmB5xR2pYc8D"
 LOCATIONS = {"acme": LOCATION_A, "globex": LOCATION_B}
 CONTACT_ID = "nmFmQEsNgz6AVpgLVUJ0"
-MISMATCH = "locationId does not match this tenant"
+MISMATCH = "locationId does not match this tenant's location"
 
 
 def public_pem(private_key) -> str:
@@ -286,3 +287,106 @@ class TestGoHighLevel(SignedBodyTests, WebhookSecuritySuite):
         assert event_id(workflow) == body_hash(workflow)
         update = b'{"type": "ContactUpdate", "id": "c1", "dateAdded": "2025-01-01T00:00:00Z"}'
         assert event_id(update) == body_hash(update)  # dateAdded does not tell two updates apart
+
+    # --- money and cancellations -------------------------------------------------------------
+    def payments(self, tenant):
+        with tenant_context(tenant):
+            return {p.payment_event_id: p for p in Payment.objects.select_related("contact").filter(source="ghl")}
+
+    def test_invoice_paid(self, hooks):
+        """Signed, with the location in altId: accepted (it used to be refused as a location mismatch)."""
+        self.deliver("invoice_paid")
+        (row,) = rows(self.world.acme, source="ghl")
+        assert (row.status, row.error) == (WebhookLog.Status.PROCESSED, "")
+        payment = self.payments(self.world.acme)["invoice:6578278e879ad2646715ba9c"]
+        assert (payment.amount, payment.currency, payment.status) == (Decimal("250"), "USD", "succeeded")
+        assert payment.contact.ghl_id == CONTACT_ID and payment.contact.email == "riley.chen@example.com"
+        assert payment.metadata["invoice_status"] == "paid" and payment.description == "Invoice 19"
+        assert self.payments(self.world.globex) == {}
+
+    def test_invoice_partially_paid(self, hooks):
+        self.deliver("invoice_partially_paid")
+        payment = self.payments(self.world.acme)["invoice:6578278e879ad2646715ba9c"]
+        assert (payment.amount, payment.status) == (Decimal("100.50"), "succeeded")
+        assert payment.metadata["amount_due"] == "149.5"
+        self.deliver("invoice_paid")  # the rest: the same payment, now the whole amount
+        (payment,) = self.payments(self.world.acme).values()
+        assert payment.amount == Decimal("250") and payment.metadata["invoice_status"] == "paid"
+        self.deliver("invoice_partially_paid", tenant=self.world.globex)
+        (other,) = self.payments(self.world.globex).values()
+        assert other.amount == Decimal("100.50")
+
+    def test_a_late_partial_payment_event_does_not_shrink_the_invoice(self, hooks):
+        self.deliver("invoice_paid")
+        self.deliver("invoice_partially_paid")
+        (payment,) = self.payments(self.world.acme).values()
+        assert payment.amount == Decimal("250")
+
+    def test_order_create(self, hooks):
+        self.deliver("order_create")
+        payment = self.payments(self.world.acme)["order:660ed43bfdf9fc05a0de7a40"]
+        assert (payment.amount, payment.currency, payment.status) == (Decimal("74.99"), "USD", "succeeded")
+        assert (payment.contact.first_name, payment.contact.last_name) == ("Riley", "Chen")
+        assert payment.occurred_at.isoformat() == "2025-11-29T18:45:12.511000+00:00"
+        assert self.payments(self.world.globex) == {}
+
+    def test_appointment_delete(self, hooks):
+        self.deliver("appointment_create")
+        self.deliver("appointment_delete")
+        with tenant_context(self.world.acme):
+            activity = Contact.objects.get(ghl_id=CONTACT_ID).activity
+        assert [(e["kind"], e["status"]) for e in activity] == [
+            ("appointment", "confirmed"), ("appointment_cancelled", "cancelled")]
+        with tenant_context(self.world.globex):
+            assert not Contact.objects.filter(ghl_id=CONTACT_ID).exists()
+
+    def test_location_update_is_accepted_on_its_id_and_ignored(self, hooks):
+        self.deliver("location_update")
+        (row,) = rows(self.world.acme, source="ghl")
+        assert (row.status, row.error) == (WebhookLog.Status.IGNORED, "")
+
+    @pytest.mark.parametrize("fixture, field, message", [
+        ("invoice_paid", "altId", "altId (altType location) does not match this tenant's location"),
+        ("order_create", "locationId", MISMATCH),
+        ("location_update", "id", "id does not match this tenant's location"),
+    ])
+    def test_each_event_types_location_field_is_checked(self, hooks, fixture, field, message):
+        """Globex's genuine delivery posted to acme is refused, naming the field that was read."""
+        response = self.post_signed(self.world.acme, fixture_bytes("ghl", fixture), secret=self.secret_b)
+        assert response.status_code == 401 and response.json()["reason"] == message
+        assert self.payments(self.world.acme) == {}
+
+    def test_an_invoice_whose_alt_type_is_not_a_location_is_refused(self, hooks):
+        body = fixture_bytes("ghl", "invoice_paid").replace(b'"altType": "location"', b'"altType": "company"')
+        assert self.post(self.world.acme, body, self.sign(body, self.secret_a)).status_code == 401
+        assert self.payments(self.world.acme) == {}
+
+    # --- odd but signed (issue 7.21) ---------------------------------------------------------
+    @pytest.mark.parametrize("fixture, change, sentence", [
+        ("invoice_paid", {"amountPaid": "abc"}, "`amountPaid` in the GoHighLevel InvoicePaid event: the amount 'abc' is not a plain decimal number (no exponent, NaN or infinity)"),
+        ("invoice_paid", {"amountPaid": "NaN"}, "`amountPaid` in the GoHighLevel InvoicePaid event: the amount 'NaN' is not a plain decimal number (no exponent, NaN or infinity)"),
+        ("invoice_paid", {"amountPaid": "Infinity"}, "`amountPaid` in the GoHighLevel InvoicePaid event: the amount 'Infinity' is not a plain decimal number (no exponent, NaN or infinity)"),
+        ("invoice_paid", {"amountPaid": "1e1000"}, "`amountPaid` in the GoHighLevel InvoicePaid event: the amount '1e1000' is not a plain decimal number (no exponent, NaN or infinity)"),
+        ("invoice_paid", {"amountPaid": 12.705}, "the amountPaid '12.705' is finer than the smallest unit of USD"),
+        ("invoice_paid", {"currency": "USDX"}, "`currency` in the GoHighLevel InvoicePaid event: the currency 'USDX' is not a three-letter ISO 4217 code"),
+        ("invoice_paid", {"contactDetails": "riley"}, "`contactDetails` in the GoHighLevel InvoicePaid event is not an object"),
+        ("order_create", {"_id": None}, "`_id` in the GoHighLevel OrderCreate event is not an id (text or a number)"),
+        ("order_create", {"amount": 10**15}, "is too large to store"),
+        ("appointment_delete", {"appointment": ["x"]}, "`appointment` in the GoHighLevel AppointmentDelete event is not an object"),
+        ("appointment_delete", {"appointment": {"id": "a1"}}, "the GoHighLevel AppointmentDelete event's appointment names no contact"),
+    ])
+    def test_odd_values_are_malformed_with_a_sentence(self, hooks, fixture, change, sentence):
+        payload = json.loads(fixture_bytes("ghl", fixture))
+        payload.update(change)
+        assert self.post_signed(self.world.acme, json.dumps(payload).encode()).status_code == 200
+        (row,) = rows(self.world.acme, source="ghl")
+        assert row.status == WebhookLog.Status.MALFORMED and row.attempts == 1, (row.status, row.error)
+        assert sentence in row.error
+        assert self.payments(self.world.acme) == {}
+
+    def test_nul_in_text_is_cleaned(self, hooks):
+        payload = json.loads(fixture_bytes("ghl", "invoice_paid"))
+        payload["invoiceNumber"] = "19\u0000"
+        assert self.post_signed(self.world.acme, json.dumps(payload).encode()).status_code == 200
+        (payment,) = self.payments(self.world.acme).values()
+        assert payment.description == "Invoice 19"

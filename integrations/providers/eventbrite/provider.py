@@ -13,7 +13,8 @@ from django.conf import settings
 
 from integrations.http import get_with_bearer
 from integrations.providers.base import TEST_EVENT_TYPE, CredentialField, Provider, WebhookAuth
-from integrations.providers.eventbrite.handlers import FETCHERS, HANDLERS, IGNORED_EVENTS
+from integrations.providers.eventbrite.handlers import EVENT_DOCS, FETCHERS, HANDLERS, IGNORED_EVENTS
+from integrations.providers.eventbrite.schemas import SCHEMAS
 
 
 class EventbriteProvider(Provider):
@@ -28,8 +29,10 @@ class EventbriteProvider(Provider):
         CredentialField("private_token", "Private token", help_text="Used to fetch each delivery's api_url."),
     )
     handlers = HANDLERS
+    schemas = SCHEMAS
     fetchers = FETCHERS
     ignored_events = IGNORED_EVENTS
+    event_docs = EVENT_DOCS
     token_in_header = False
     token_in_query = True
 
@@ -41,8 +44,9 @@ class EventbriteProvider(Provider):
         """``X-Eventbrite-Delivery`` when Eventbrite sends it. Otherwise ``order.placed`` is
         ``<action>:<api_url>`` (an order is placed once). Every other action may come again for the
         same object with a new change behind the very same body (an attendee updated twice), so
-        no key can tell a retry from a new change: each delivery gets its own key and is
-        processed, which is safe because handling re-reads the object and upserts."""
+        no key made from the body can tell a retry from a new change: each delivery gets its own
+        key and is stored. The handler tells them apart on the fetched object's ``changed`` time
+        (see ``handlers.py``): a retry of a change already handled writes nothing."""
         delivery = request.headers.get("X-Eventbrite-Delivery", "").strip()
         if delivery:
             return delivery
@@ -62,11 +66,10 @@ class EventbriteProvider(Provider):
             "Open Developer Links → Webhooks and click “Add Webhook”.",
             f"Payload URL: {webhook_url}?token=<your webhook token> — the token must be in the URL, because "
             "Eventbrite cannot send headers. Treat the whole URL as a secret.",
-            "Actions: order.placed, order.updated, attendee.updated and attendee.checked_in (others are stored "
-            "and marked ignored). Choose the event, or all events.",
-            "Orders add each ticket holder as a contact and a sign-up to approve; check-ins and attendee "
-            "changes are added to the contact's history. Use Eventbrite's “Test” button, then check this "
-            "tenant's webhook log.",
+            "Actions: order.placed, order.updated, order.refunded, attendee.updated, attendee.checked_in and "
+            "attendee.checked_out (what each does is listed below; others are stored and marked ignored). "
+            "Choose the event, or all events.",
+            "Use Eventbrite's “Test” button, then check this tenant's webhook log.",
         ]
 
     def check_connection(self, integration) -> str:

@@ -1,10 +1,11 @@
 import json
+from decimal import Decimal
 
 import pytest
 import responses
 from responses import matchers
 
-from contacts.models import Contact, PendingSignup
+from contacts.models import Contact, Payment, PendingSignup
 from tenants.context import tenant_context
 from webhooks.models import WebhookLog
 from webhooks.testing import (
@@ -52,14 +53,31 @@ class TestEventbrite(WebhookSecuritySuite):
             self.api = fake
             yield fake
 
-    def test_an_attendee_updated_twice_is_processed_twice(self, hooks):
-        """The same body announces two different changes: without Eventbrite's delivery id neither
-        may be dropped as a duplicate (handling re-reads the attendee, so a retry is harmless)."""
+    def test_a_retry_of_attendee_updated_is_not_processed_twice(self, hooks):
+        """Without Eventbrite's delivery id the same body may be a retry or a new change: both are
+        stored and fetched, and the fetched ``changed`` tells them apart."""
         self.deliver("attendee_updated")
-        self.deliver("attendee_updated")
-        updates = rows(self.world.acme, source="eventbrite")
-        assert len(updates) == 2 and {r.status for r in updates} == {"processed"}
-        assert len(self.api.calls) == 2
+        self.deliver("attendee_updated")  # a retry: Eventbrite answers the same change
+        updated = api_fixture("attendee") | {"changed": "2025-12-06T09:00:00Z", "status": "Attending"}
+        self.api.replace(responses.GET, ATTENDEE_URL, json=updated)
+        self.deliver("attendee_updated")  # a new change behind the very same body
+        assert [r.status for r in rows(self.world.acme, source="eventbrite")] == ["processed"] * 3
+        assert len(self.api.calls) == 3
+        activity = self.contact(self.world.acme, "taylor.brooks@example.com").activity
+        assert [(e["kind"], e["status"]) for e in activity] == [
+            ("attendee_updated", "Checked In"), ("attendee_updated", "Attending")]
+
+    def test_a_retry_of_order_updated_is_not_processed_twice(self, hooks):
+        self.deliver("order_placed")
+        self.deliver("order_updated")
+        with tenant_context(self.world.acme):  # the tenant handles the queue meanwhile
+            PendingSignup.objects.filter(source="eventbrite").update(status="approved")
+            Contact.objects.filter(email="quinn.ortiz@example.com").update(phone="+15035550000")
+        self.deliver("order_updated")  # the retry: same `changed`, nothing is written again
+        assert self.contact(self.world.acme, "quinn.ortiz@example.com").phone == "+15035550000"
+        buyer = self.contact(self.world.acme, "taylor.brooks@example.com")
+        assert [e["key"] for e in buyer.activity] == ["eventbrite:order:2091828963:2025-11-21T16:20:11Z"]
+        assert self.contact(self.world.globex, "taylor.brooks@example.com") is None
 
     def deliver(self, name_or_body, tenant=None, headers=None):
         tenant = tenant or self.world.acme
@@ -80,8 +98,9 @@ class TestEventbrite(WebhookSecuritySuite):
         for name in fixture_names("eventbrite"):
             self.deliver(name)
         statuses = {r.event_type: r.status for r in rows(self.world.acme, source="eventbrite")}
-        assert statuses == {"order.placed": "processed", "order.updated": "processed",
-                            "attendee.updated": "processed", "attendee.checked_in": "processed"}
+        assert statuses == {"order.placed": "processed", "order.updated": "processed", "order.refunded": "processed",
+                            "attendee.updated": "processed", "attendee.checked_in": "processed",
+                            "attendee.checked_out": "processed"}
 
     def test_order_placed(self, hooks):
         """Each ticket holder: a contact and a sign-up keyed on the attendee; the cancelled one: none."""
@@ -97,6 +116,11 @@ class TestEventbrite(WebhookSecuritySuite):
         taylor = self.contact(self.world.acme, "taylor.brooks@example.com")
         assert (taylor.first_name, taylor.last_name, taylor.phone, taylor.source) == ("Taylor", "Brooks", "+15035550101", "eventbrite")
         assert self.contact(self.world.acme, "rowan.hale@example.com") is None
+        with tenant_context(self.world.acme):
+            payment = Payment.objects.get(source="eventbrite")
+            assert (payment.payment_event_id, payment.amount, payment.currency, payment.status) == (
+                "order:2091828963", Decimal("54.99"), "USD", "succeeded")
+            assert payment.contact.email == "taylor.brooks@example.com"
         assert self.signups(self.world.globex) == {}
         assert self.contact(self.world.globex, "taylor.brooks@example.com") is None
         (call,) = self.api.calls
@@ -208,3 +232,75 @@ class TestEventbrite(WebhookSecuritySuite):
         self.deliver(body)
         (row,) = rows(self.world.acme, source="eventbrite")
         assert self.secret_a.encode() not in bytes(row.body)
+
+    # --- refunds and check-outs ----------------------------------------------------------------
+    def test_order_refunded(self, hooks):
+        """The payment refunded, every sign-up of the order out of the queue; globex's look-alike
+        order is untouched."""
+        for tenant in (self.world.acme, self.world.globex):
+            self.deliver("order_placed", tenant=tenant)
+        self.api.replace(responses.GET, ORDER_URL, json=api_fixture("order_refunded"),
+                         match=[matchers.query_param_matcher({"expand": "attendees"})])
+        self.deliver("order_refunded")
+        with tenant_context(self.world.acme):
+            payment = Payment.objects.get(source="eventbrite")
+            assert (payment.status, payment.amount_refunded) == ("refunded", Decimal("54.99"))
+            signups = dict(PendingSignup.objects.filter(source="eventbrite").values_list("external_id", "status"))
+            decided = set(PendingSignup.objects.filter(source="eventbrite").values_list("decided_at", flat=True))
+        assert signups == {"2915364963": "cancelled", "2915364964": "cancelled", "2915364965": "cancelled"}
+        assert {d.isoformat() for d in decided} == {"2025-12-03T10:15:00+00:00"}
+        with tenant_context(self.world.globex):
+            assert Payment.objects.get(source="eventbrite").status == "succeeded"
+            assert set(PendingSignup.objects.filter(source="eventbrite").values_list("status", flat=True)) == {"pending"}
+
+    def test_a_partly_refunded_order_refunds_what_the_attendees_paid(self, hooks):
+        self.deliver("order_placed")
+        partly = api_fixture("order_refunded") | {"status": "placed"}
+        for attendee in partly["attendees"][1:]:
+            attendee.update(refunded=False, cancelled=False, status="Attending")
+        self.api.replace(responses.GET, ORDER_URL, json=partly)
+        self.deliver("order_refunded")
+        with tenant_context(self.world.acme):
+            payment = Payment.objects.get(source="eventbrite")
+            assert (payment.status, payment.amount_refunded) == ("partially_refunded", Decimal("27.50"))
+        assert {k: v for k, v in self.statuses(self.world.acme).items()} == {
+            "2915364963": "cancelled", "2915364964": "pending"}
+
+    def statuses(self, tenant):
+        with tenant_context(tenant):
+            return dict(PendingSignup.objects.filter(source="eventbrite").values_list("external_id", "status"))
+
+    def test_attendee_checked_out(self, hooks):
+        self.api.replace(responses.GET, ATTENDEE_URL, json=api_fixture("attendee_checked_out"))
+        self.deliver("attendee_checked_out")
+        self.deliver("attendee_checked_out")  # a retry: one line
+        contact = self.contact(self.world.acme, "taylor.brooks@example.com")
+        assert [(e["kind"], e["attendee_id"], e["key"]) for e in contact.activity] == [
+            ("checked_out", "2915364963", "eventbrite:2915364963:checked_out:2025-12-05T21:40:02Z")]
+        assert self.contact(self.world.globex, "taylor.brooks@example.com") is None
+
+    # --- odd but signed, or oddly answered (issue 7.21) --------------------------------------------
+    @pytest.mark.parametrize("body, sentence", [
+        (b'{"config": {"action": "order.placed"}}', "has no `api_url`"),
+        (b'{"config": {"action": "order.placed"}, "api_url": {"url": 1}}', "`api_url` in the Eventbrite order.placed event is not text"),
+    ])
+    def test_odd_deliveries_are_malformed_with_a_sentence(self, hooks, body, sentence):
+        """(A ``config`` that is not an object names no action: stored as ``ignored``, no handler.)"""
+        self.deliver(body)
+        (row,) = rows(self.world.acme, source="eventbrite")
+        assert row.status == WebhookLog.Status.MALFORMED and sentence in row.error, row.error
+        assert len(self.api.calls) == 0
+
+    @pytest.mark.parametrize("change, sentence", [
+        ({"costs": {"gross": {"currency": "USD", "value": "NaN"}}}, "`costs.gross.value` in what Eventbrite answered"),
+        ({"costs": {"gross": {"currency": "USD", "value": 12.7}}}, "is not a whole number of minor units"),
+        ({"costs": {"gross": {"currency": "DOLLARS", "value": 100}}}, "is not a three-letter ISO 4217 code"),
+        ({"attendees": "all of them"}, "`attendees` in what Eventbrite answered for the order.placed delivery's api_url is not a list"),
+        ({"email": "not an address"}, "is not an e-mail address"),
+    ])
+    def test_an_odd_answer_from_eventbrite_is_malformed_with_a_sentence(self, hooks, change, sentence):
+        self.api.replace(responses.GET, ORDER_URL, json=api_fixture("order") | change)
+        self.deliver("order_placed")
+        (row,) = rows(self.world.acme, source="eventbrite")
+        assert (row.status, row.attempts) == (WebhookLog.Status.MALFORMED, 1) and sentence in row.error, row.error
+        assert self.signups(self.world.acme) == {}

@@ -10,7 +10,9 @@ from django.conf import settings
 
 from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, hmac_sha256_hex
-from integrations.providers.stripe.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.stripe.handlers import EVENT_DOCS, HANDLERS, IGNORED_EVENTS
+from integrations.providers.stripe.lookups import FETCHERS
+from integrations.providers.stripe.schemas import SCHEMAS
 from integrations.providers.validators import starts_with
 
 TOLERANCE_SECONDS = 300
@@ -27,7 +29,8 @@ class StripeProvider(Provider):
     credential_fields = (
         CredentialField(
             "secret_key", "Secret key", required=False,
-            help_text="sk_live_… or a restricted key; used only to test the connection and backfill missed events.",
+            help_text="A restricted key (rk_…) with read access to Customers, Charges and Invoices (and Balance for "
+                      "“check connection”): used to look up the payer when an event does not name one.",
             example="sk_live_",
             validators=(starts_with("sk_", "rk_", what="a Stripe secret or restricted key", refused={
                 "pk_": "That is a publishable key (pk_…), which cannot read events: "
@@ -37,8 +40,11 @@ class StripeProvider(Provider):
         ),
     )
     handlers = HANDLERS
+    schemas = SCHEMAS
+    fetchers = FETCHERS
     ignored_events = IGNORED_EVENTS
     signature_headers = ("Stripe-Signature",)
+    event_docs = EVENT_DOCS
 
     def verify(self, request, integration):
         header = request.headers.get(self.signature_headers[0], "")
@@ -83,8 +89,16 @@ class StripeProvider(Provider):
         return [
             "In the Stripe Dashboard open Developers → Webhooks and click “Add endpoint”.",
             f"Endpoint URL: {webhook_url}",
-            "Select the events checkout.session.completed, payment_intent.succeeded and charge.refunded.",
+            "Select the events listed below (what each does is said there), or “all events”: the others are stored "
+            "and marked ignored.",
             "Save, then reveal the endpoint's signing secret (whsec_…) and enter it here.",
+            "Recommended: create a restricted key (Developers → API keys → Create restricted key) with Read on "
+            "Customers, Charges, Invoices and Balance, and enter it as the secret key. Since API version "
+            "2022-11-15 a PaymentIntent no longer carries its payer, a subscription names only its customer and, "
+            "since 2025-03-31, an invoice no longer names its PaymentIntent: En Garde asks Stripe for them with this "
+            "key (never while holding a database lock; each customer is cached for an hour). Without it those "
+            "payments are recorded without a contact and a subscription invoice and its PaymentIntent may show as "
+            "two payments.",
         ]
 
     def check_connection(self, integration) -> str:

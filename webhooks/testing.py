@@ -428,3 +428,31 @@ class SignedTimestampTests:
         assert {r.error for r in rows(self.world.acme, source=self.source)} == {
             "signature timestamp is more than 300 s in the future"
         }
+
+
+# --- a handler failure a retry might fix ---------------------------------------------------------
+#: A Stripe checkout for this customer e-mail fails after its handler has written (``break_checkouts``).
+BROKEN_EMAIL = "broken.checkout@example.com"
+BROKEN_ERROR = "HandlerBroke: the checkout handler broke after writing"
+
+
+class HandlerBroke(Exception):
+    """Stands for a transient failure in the middle of a handler (the database went away):
+    validation cannot see it coming, so processing must roll back and retry."""
+
+
+def break_checkouts(monkeypatch, email: str = BROKEN_EMAIL) -> None:
+    """The real Stripe ``checkout.session.completed`` handler, then ``HandlerBroke`` for sessions
+    of ``email``: the tests of retries, rollback and replay need a handler that fails after its
+    writes, and a well-formed event no longer fails on its own."""
+    from integrations.providers.stripe.handlers import HANDLERS
+
+    real = HANDLERS["checkout.session.completed"]
+
+    def breaking(event):
+        real(event)
+        details = event.data.data.object.customer_details
+        if details is not None and details.email == email:
+            raise HandlerBroke("the checkout handler broke after writing")
+
+    monkeypatch.setitem(HANDLERS, "checkout.session.completed", breaking)

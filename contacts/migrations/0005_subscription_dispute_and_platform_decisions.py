@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contacts', '0003_contactdelivery'),
+        ('contacts', '0004_tenant_foreign_keys'),
         ('tenants', '0002_membership_read_policy'),
     ]
 

@@ -35,4 +35,4 @@ def test_the_schema_documents_the_webhook_endpoints_and_the_tenant_choice(client
     assert set(schema["components"]["schemas"][queued]["properties"]) == {"status", "id"}
     payments = {p["name"]: p for p in paths["/api/v1/payments/"]["get"]["parameters"]}
     assert set(payments["status"]["schema"]["enum"]) == {"pending", "succeeded", "failed", "refunded",
-                                                         "partially_refunded"}
+                                                         "partially_refunded", "canceled"}

@@ -8,7 +8,12 @@ class IntegrationsConfig(AppConfig):
     def ready(self):
         from contacts.signals import contact_created
         from integrations import checks  # noqa: F401  (registers the system checks)
+        from integrations.connections import TenantIntegrations
+        from integrations.registry import PROVIDERS
+        from webhooks import sources
 
+        # Processing (webhooks, a layer below) runs the providers' handlers through this registry.
+        sources.register(PROVIDERS, TenantIntegrations())
         contact_created.connect(tell_providers_contact_created, dispatch_uid="integrations.providers")
 
 

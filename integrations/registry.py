@@ -12,6 +12,7 @@ from integrations.providers.perspective.provider import PerspectiveProvider
 from integrations.providers.poshvip.provider import PoshVipProvider
 from integrations.providers.stripe.provider import StripeProvider
 from integrations.providers.zoom.provider import ZoomProvider
+from webhooks.sources import UnknownSource
 
 PROVIDERS: dict[str, Provider] = {
     provider.name: provider
@@ -33,8 +34,8 @@ PROVIDERS: dict[str, Provider] = {
 PROVIDER_CHOICES = [(name, provider.label) for name, provider in PROVIDERS.items()]
 
 
-class UnknownProvider(KeyError):
-    pass
+class UnknownProvider(UnknownSource):
+    """No provider has this name (an ``UnknownSource`` to processing, which looks it up there)."""
 
 
 def get_provider(name: str) -> Provider:

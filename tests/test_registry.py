@@ -70,3 +70,32 @@ def test_webhook_provider_has_handlers_fixtures_tests_and_steps(provider):
     assert "WebhookSecuritySuite" in (folder / "tests.py").read_text()
     steps = provider.setup_steps("https://hub.example/api/webhooks/t/x/")
     assert len(steps) >= 2 and any("https://hub.example/api/webhooks/t/x/" in step for step in steps)
+
+
+def test_processing_finds_every_provider_and_the_connections_through_the_registry_filled_at_start_up():
+    """``webhooks`` cannot import the providers (it sits below them): ``integrations.apps`` fills
+    ``webhooks.sources`` with the very provider dict, so a provider added to it is seen too."""
+    from integrations.connections import TenantIntegrations
+    from webhooks import sources
+
+    assert all(sources.get_source(name) is provider for name, provider in PROVIDERS.items())
+    assert isinstance(sources.connections(), TenantIntegrations)
+    with pytest.raises(KeyError):
+        sources.get_source("removed-since")
+    assert sources.find_source("removed-since") is None
+
+
+def test_every_provider_has_what_the_inbox_calls_and_the_connections_what_processing_calls():
+    from integrations.connections import TenantIntegrations
+    from webhooks.contract import Connections, Source
+
+    for provider in PROVIDERS.values():
+        assert all(hasattr(provider, name) for name in Source.__protocol_attrs__), provider
+    assert all(callable(getattr(TenantIntegrations, name)) for name in Connections.__protocol_attrs__)
+
+
+def test_the_handlers_event_type_is_the_inbox_s_own():
+    from integrations.providers import base
+    from webhooks import contract
+
+    assert base.Event is contract.Event and base.Handler is contract.Handler and base.Fetcher is contract.Fetcher

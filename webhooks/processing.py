@@ -29,18 +29,14 @@ from django.utils import timezone
 
 from contacts.provenance import delivery_scope
 from contacts.values import InvalidValue
-from integrations.models import TenantIntegration
-from integrations.providers.base import Event, Handler, Malformed, PermanentError, Provider
-from integrations.registry import PROVIDERS, get_provider
 from tenants.context import tenant_context
+from webhooks import sources
+from webhooks.contract import Event, Handler, Malformed, PermanentError, Source
 from webhooks.models import WebhookLog
 
 log = logging.getLogger(__name__)
 
 PROCESSABLE = (WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED)
-#: Encrypted columns of an integration: never loaded unless a fetcher needs the credentials.
-WEBHOOK_SECRETS = ("webhook_secret", "previous_webhook_secret")
-ENCRYPTED = ("credentials", *WEBHOOK_SECRETS)
 TRACEBACK_LIMIT = 16000
 
 
@@ -57,15 +53,15 @@ def process(log_id: int, tenant_id: str) -> str:
     return _claim_and_write(log_id, tenant_id, handler, event)
 
 
-def _read(log_id: int, tenant_id: str) -> tuple[Provider, Handler, Event]:
+def _read(log_id: int, tenant_id: str) -> tuple[Source, Handler, Event]:
     with tenant_context(tenant_id):
         row = _processable(WebhookLog.objects.filter(pk=log_id))
-        provider = get_provider(row.source)
+        provider = sources.get_source(row.source)
         handler = provider.handler_for(row.event_type)
         if handler is None:
             raise PermanentError(f"no handler for the {provider.label} event type {row.event_type!r}")
-        unused = WEBHOOK_SECRETS if row.event_type in provider.fetchers else ENCRYPTED
-        integration = TenantIntegration.objects.select_related("tenant").defer(*unused).get(provider=row.source)
+        # Credentials are decrypted only for an event type whose fetcher calls the platform.
+        integration = sources.connections().get(row.source, credentials=row.event_type in provider.fetchers)
     try:
         payload = provider.parse(bytes(row.body))
     except (ValueError, RecursionError) as exc:
@@ -84,10 +80,7 @@ def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event
         now = timezone.now()
         row.status, row.error, row.traceback, row.processed_at = WebhookLog.Status.PROCESSED, "", "", now
         row.save(update_fields=["status", "attempts", "error", "traceback", "processed_at", "updated_at"])
-        # Throttled: one write a minute per integration, not one per event (a hot row under load).
-        TenantIntegration.objects.filter(pk=event.integration.pk).filter(
-            Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - timezone.timedelta(seconds=60))
-        ).update(last_event_at=now)
+        sources.connections().event_processed(event.integration, now)  # throttled to one write a minute
         return row.status
 
 
@@ -153,7 +146,7 @@ def record_failure(log_id: int, tenant_id: str, error: BaseException, final: boo
         row = WebhookLog.objects.filter(pk=log_id).only("source", "status").first() if counted else None
         if row is None:
             return None
-        TenantIntegration.objects.filter(provider=row.source).update(last_error=message, last_error_at=timezone.now())
+        sources.connections().processing_failed(row.source, message, timezone.now())
         return row.status
 
 
@@ -175,7 +168,7 @@ def replay(row: WebhookLog) -> bool:
 
     if row.status == WebhookLog.Status.REJECTED or row.pruned_at:  # pruned: no body left to run
         return False
-    provider = PROVIDERS.get(row.source)  # a row of a provider removed since: nothing to run it
+    provider = sources.find_source(row.source)  # a row of a provider removed since: nothing to run it
     if provider is None or provider.handler_for(row.event_type) is None:
         return False
     WebhookLog.objects.filter(pk=row.pk).update(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -19,6 +19,9 @@ from django.conf import settings
 # The delivery contract is the inbox's (webhooks sits below integrations); providers use it from here.
 from webhooks.contract import (  # noqa: F401
     TEST_EVENT_TYPE,
+    Event,
+    Fetcher,
+    Handler,
     Malformed,
     PermanentError,
     VerificationFailed,
@@ -29,32 +32,6 @@ from webhooks.contract import (  # noqa: F401
 if TYPE_CHECKING:
     from integrations.models import TenantIntegration
     from integrations.sync import SyncResult
-    from webhooks.models import WebhookLog
-
-
-@dataclass
-class Event:
-    """What a handler gets: the parsed payload of one stored delivery, run inside its tenant's context.
-
-    ``data`` is the payload validated by the event type's schema (``Provider.schemas``), ``None``
-    when it has none; ``fetched`` is what the event type's fetcher (``Provider.fetchers``) got from
-    the platform before the row was claimed, ``None`` when it has none."""
-
-    payload: Any
-    log: "WebhookLog"
-    integration: "TenantIntegration"
-    extra: dict = field(default_factory=dict)
-    data: Any = None
-    fetched: Any = None
-
-    @property
-    def tenant(self):
-        return self.integration.tenant
-
-
-Handler = Callable[[Event], None]
-#: Calls the platform for what the handler needs; runs outside any transaction, returns the answer.
-Fetcher = Callable[[Event], Any]
 
 
 #: Deeper than any platform nests its events; deeper input is malformed, not a RecursionError later.

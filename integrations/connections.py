@@ -1,0 +1,32 @@
+"""``TenantIntegration`` as processing reads and marks it (``webhooks.contract.Connections``),
+registered in ``webhooks.sources`` by ``integrations.apps`` at start-up. Always called inside the
+tenant's context, so the manager's filter and RLS scope every query to that tenant."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+
+from integrations.models import TenantIntegration
+
+#: Encrypted columns of an integration: never loaded unless a fetcher needs the credentials.
+WEBHOOK_SECRETS = ("webhook_secret", "previous_webhook_secret")
+ENCRYPTED = ("credentials", *WEBHOOK_SECRETS)
+#: ``last_event_at`` is written at most once a minute per integration, not once per event (a hot
+#: row under load).
+LAST_EVENT_EVERY = timedelta(seconds=60)
+
+
+class TenantIntegrations:
+    def get(self, source: str, *, credentials: bool) -> TenantIntegration:
+        unused = WEBHOOK_SECRETS if credentials else ENCRYPTED
+        return TenantIntegration.objects.select_related("tenant").defer(*unused).get(provider=source)
+
+    def event_processed(self, connection: TenantIntegration, at: datetime) -> None:
+        TenantIntegration.objects.filter(pk=connection.pk).filter(
+            Q(last_event_at__isnull=True) | Q(last_event_at__lt=at - LAST_EVENT_EVERY)
+        ).update(last_event_at=at)
+
+    def processing_failed(self, source: str, message: str, at: datetime) -> None:
+        TenantIntegration.objects.filter(provider=source).update(last_error=message, last_error_at=at)

@@ -1,4 +1,12 @@
-"""Create or update the database roles the application connects as. Idempotent; run as the owner.
+"""Create or update the database roles the application connects as. Idempotent; run it after the
+first ``migrate``, connected (the ``owner`` alias, ``MIGRATE_DATABASE_URL``) as a superuser, or as a
+role with CREATEROLE that owns the tables or is a member of their owner. A connection that can
+create no roles is refused in one line before anything changes.
+
+Three roles: the *owner* owns the tables and runs the migrations (whoever owns
+``django_migrations``); the *runtime* role and the *operator* role below are made here. Grants
+cover the tables that exist now, and default privileges ``FOR ROLE <owner>`` cover the tables and
+sequences the owner's later migrations create, whoever runs this command.
 
 The runtime role (``DATABASE_URL``: the web and the workers) can log in and read and write rows,
 and nothing else: not superuser, not BYPASSRLS, not CREATEDB/CREATEROLE, not the owner (nor a
@@ -34,8 +42,12 @@ def check_role_name(role: str, what: str) -> None:
         raise CommandError(f"{what} name {role!r} is reserved by PostgreSQL (public, none, pg_…)")
 
 
-def grants(ident, dbname: str) -> list:
-    """Rows, not schema: the same for the runtime and the operator role."""
+def grants(ident, dbname: str, owner: str) -> list:
+    """Rows, not schema: the same for the runtime and the operator role. ``owner`` is the role
+    that runs the migrations: default privileges are per creating role, so they must name it
+    (without ``FOR ROLE`` they would cover only tables the role running this command creates).
+    Functions need no grant: PostgreSQL lets PUBLIC execute them, and the migrations make none."""
+    owner_ident = sql.Identifier(owner)
     return [
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), ident),
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
@@ -44,10 +56,12 @@ def grants(ident, dbname: str) -> list:
         sql.SQL("REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {}").format(ident),
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
         # Tables and sequences the owner creates in later migrations get the same grants.
-        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}").format(
-            ident
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+        ).format(owner_ident, ident),
+        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}").format(
+            owner_ident, ident
         ),
-        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}").format(ident),
     ]
 
 
@@ -81,10 +95,24 @@ class Command(BaseCommand):
             raise CommandError("--operator-password needs --operator")
         connection.ensure_connection()
         with connection.cursor() as cursor:
-            cursor.execute("SELECT current_user, current_database()")
-            owner, dbname = cursor.fetchone()
-            if owner in (role, operator):
-                raise CommandError("neither role may be the role that owns the tables")
+            cursor.execute(
+                "SELECT current_user, current_database(), r.rolsuper, r.rolcreaterole,"
+                " (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = to_regclass('django_migrations'))"
+                " FROM pg_roles r WHERE r.rolname = current_user"
+            )
+            user, dbname, is_superuser, can_create_roles, owner = cursor.fetchone()
+            if not (is_superuser or can_create_roles):
+                raise CommandError(
+                    f"setup_app_role needs a superuser (or a role with CREATEROLE): {user} cannot create roles; "
+                    "set MIGRATE_DATABASE_URL to a superuser's URL for this command"
+                )
+            if owner is None:
+                raise CommandError(
+                    f"database {dbname} has no django_migrations table: run migrate first (as the owner), "
+                    "so that the tables' owner is known"
+                )
+            if {owner, user} & {role, operator}:
+                raise CommandError("neither role may be the role that owns the tables, nor the one running this command")
             raw = cursor.cursor  # straight to psycopg, past Django's query logging
             try:
                 verb = self.make_role(raw, connection, role, password, owner, dbname, operator=False)
@@ -94,7 +122,9 @@ class Command(BaseCommand):
                     raw.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(operator), sql.Identifier(role)))
                     self.stdout.write(f"{verb} operator role {operator} on database {dbname}")
             except psycopg.errors.InsufficientPrivilege as exc:
-                raise CommandError(f"not allowed: {exc.diag.message_primary} (run as a superuser)") from None
+                raise CommandError(
+                    f"not allowed: {exc.diag.message_primary} (run as a superuser, or as the owner {owner} with CREATEROLE)"
+                ) from None
 
     def make_role(self, raw, connection, role, password, owner, dbname, operator: bool) -> str:
         raw.execute("SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = %s", [role])
@@ -113,6 +143,6 @@ class Command(BaseCommand):
             ).format(sql.SQL(verb), ident, bypass, sql.Literal(verifier.decode()))
         )
         raw.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(owner), ident))
-        for statement in grants(ident, dbname):
+        for statement in grants(ident, dbname, owner):
             raw.execute(statement)
         return "updated" if verb == "ALTER" else "created"

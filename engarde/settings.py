@@ -14,6 +14,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from engarde.devkeys import development_keys
+from engarde.networks import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("ENGARDE_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -289,6 +290,12 @@ GHL_API_VERSION = env.str("GHL_API_VERSION", default="2021-07-28")
 MANYCHAT_API_BASE = env.str("MANYCHAT_API_BASE", default="https://api.manychat.com")
 META_GRAPH_BASE = env.str("META_GRAPH_BASE", default="https://graph.facebook.com")
 META_GRAPH_VERSION = env.str("META_GRAPH_VERSION", default="v25.0")
+
+# Where operators may point a platform URL (a self-hosted Easy!Appointments on the company
+# network): comma-separated CIDRs, none by default. Only URLs an operator set (the admin,
+# connect_integration) may reach them, and only there is plain http allowed; a URL a tenant typed
+# stays public https (integrations/http.py). A bad CIDR stops start-up.
+OUTBOUND_PRIVATE_NETWORKS = parse_networks(env.list("OUTBOUND_PRIVATE_NETWORKS", default=[]))
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -44,6 +44,9 @@ class IntegrationForm(forms.ModelForm):
     """
 
     provider_obj: Provider
+    #: whoever saves this form is an operator (the admin); the setup page's subclass says False, so
+    #: a URL a tenant user typed can never reach OUTBOUND_PRIVATE_NETWORKS (``set_values``).
+    by_operator = True
 
     class Meta:
         model = TenantIntegration
@@ -123,7 +126,8 @@ class IntegrationForm(forms.ModelForm):
         data = self.cleaned_data
         model_changes = [name for name in self.changed_data if name in self._meta.fields]
         self.changed_names = model_changes + integration.set_values(
-            {field.name: data.get(field.name, "") for field in self.provider_obj.credential_fields}
+            {field.name: data.get(field.name, "") for field in self.provider_obj.credential_fields},
+            by_operator=self.by_operator,
         )
         new_secret = data.get("new_webhook_secret", "")
         if data.get("generate_webhook_secret"):

@@ -82,7 +82,8 @@ def get_with_bearer(url: str, token: str, *, platform: str, headers: dict | None
 
 
 class UnsafeUrl(ApiError):
-    """A tenant-entered URL that points inside our network (or is not https): never requested."""
+    """A URL that points where it may not (inside our network, or plain http outside the
+    operator's ``OUTBOUND_PRIVATE_NETWORKS``): never requested."""
 
 
 # Globally routable by Python's reckoning, yet able to reach inside a network: NAT64 and 6to4 embed
@@ -100,40 +101,52 @@ def resolve_host(host: str, port: int | None = None) -> list[str]:
     return [info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
 
 
-def address_allowed(address: str, allowed_networks: tuple[Network, ...] = ()) -> bool:
-    """Whether we may connect to ``address``: a public one, or one inside a network the operator
-    allowed (``allowed_networks``, for URLs an operator set; empty for what a tenant typed)."""
+def address_allowed(address: str, allowed_networks: tuple[Network, ...] = (), public: bool = True) -> bool:
+    """Whether we may connect to ``address``: one inside a network the operator allowed
+    (``allowed_networks``, for URLs an operator set; empty for what a tenant typed), or, when
+    ``public``, any public one. Plain http passes ``public=False``: it may only go to the
+    operator's networks, never across the internet."""
     ip = ipaddress.ip_address(address.split("%")[0])
     if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:127.0.0.1 is 127.0.0.1
         ip = ip.ipv4_mapped
     if any(ip in network for network in allowed_networks if network.version == ip.version):
         return True
+    if not public:
+        return False
     return ip.is_global and not any(ip in net for net in TRANSLATED_NETWORKS if net.version == ip.version)
 
 
-def checked_address(host: str, port: int | None = None, allowed_networks: tuple[Network, ...] = ()) -> str:
+def checked_address(host: str, port: int | None = None, allowed_networks: tuple[Network, ...] = (),
+                    public: bool = True) -> str:
     """Resolve ``host`` once and return the address to connect to, when every address it has is
     allowed (one bad answer among good ones is a refusal: the resolver could hand either out)."""
     try:
         addresses = resolve_host(host, port)
     except (OSError, UnicodeError):
         raise UnsafeUrl(f"{host} could not be resolved") from None
-    if not addresses or not all(address_allowed(a, allowed_networks) for a in addresses):
-        raise UnsafeUrl(f"{host} is not a public address")
+    if not addresses or not all(address_allowed(a, allowed_networks, public) for a in addresses):
+        if public:
+            raise UnsafeUrl(f"{host} is not a public address")
+        raise UnsafeUrl(f"{host} is not inside OUTBOUND_PRIVATE_NETWORKS, and plain http goes nowhere else")
     return addresses[0].split("%")[0]
 
 
 def ensure_public_https(url: str, allowed_networks: tuple[Network, ...] = ()) -> str:
-    """Refuse a URL a tenant typed in unless it is https on a host whose every address is public.
+    """Refuse a URL unless it is https on a host whose every address is public or inside
+    ``allowed_networks``, or plain http on a host whose every address is inside them.
 
-    Without this, "check connection" would let a tenant make our servers call (with the tenant's
-    credentials) any address they can reach: metadata services, databases, admin ports. This is
-    the early check with a clear message; ``pinned_session`` is what makes it hold, by connecting
-    to the address it checked (a name may answer differently a second later: DNS rebinding)."""
+    ``allowed_networks`` is ``TenantIntegration.allowed_networks(field)``: the operator's
+    ``OUTBOUND_PRIVATE_NETWORKS`` for a URL an operator set, nothing for a URL a tenant typed, which
+    therefore stays public https only. Without this, "check connection" would let a tenant make our
+    servers call (with the tenant's credentials) any address they can reach: metadata services,
+    databases, admin ports. This is the early check with a clear message; ``pinned_session`` is what
+    makes it hold, by connecting to the address it checked (a name may answer differently a second
+    later: DNS rebinding)."""
     parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+    plain = parts.scheme == "http" and bool(allowed_networks)
+    if parts.scheme != "https" and not plain or not parts.hostname or parts.username or parts.password:
         raise UnsafeUrl("the URL must be https://host/… with no user name or password in it")
-    checked_address(parts.hostname, parts.port, allowed_networks)
+    checked_address(parts.hostname, parts.port, allowed_networks, public=not plain)
     return url
 
 
@@ -141,7 +154,8 @@ class PinnedAddressAdapter(HTTPAdapter):
     """Connects to the address it checked, never to a second answer of the resolver.
 
     Each new connection resolves the host once (``checked_address``), refuses it unless every
-    address is allowed, and hands urllib3 the address instead of the name, keeping the name for
+    address is allowed (https: public or in ``allowed_networks``; http: in ``allowed_networks``
+    only), and hands urllib3 the address instead of the name, keeping the name for
     the ``Host`` header, TLS SNI and certificate checking. urllib3 then has nothing to resolve:
     its retries reuse the pinned address, and a redirect (when followed) comes back through here."""
 
@@ -157,11 +171,14 @@ class PinnedAddressAdapter(HTTPAdapter):
         if host_params["scheme"] == "https":
             pool_kwargs["server_hostname"] = host  # SNI
             pool_kwargs["assert_hostname"] = host  # the certificate is the name's, not the address's
-        host_params["host"] = checked_address(host, port, self.allowed_networks)
+        # Plain http only inside the operator's networks (public=False), whatever the early check
+        # saw: this is the resolution the connection uses, so it is the one that must hold.
+        public = host_params["scheme"] == "https"
+        host_params["host"] = checked_address(host, port, self.allowed_networks, public=public)
         return host_params, pool_kwargs
 
 
 def pinned_session(allowed_networks: tuple[Network, ...] = (), total_retries: int = 3) -> requests.Session:
     """``make_session`` for a URL somebody typed: every connection goes to a checked address,
-    public unless it lies in ``allowed_networks``."""
+    public unless it lies in ``allowed_networks`` (and, for plain http, inside them only)."""
     return make_session(total_retries, adapter_class=PinnedAddressAdapter, allowed_networks=allowed_networks)

@@ -50,6 +50,14 @@ class TenantIntegration(TenantOwned):
     sync_disabled_reason = models.TextField(
         blank=True, default="", help_text="A permanent error (revoked token): no sync until the credentials change."
     )
+    # Which non-secret values (URLs) an operator entered, in the admin or with connect_integration,
+    # rather than a tenant user on the setup page: only those may point into
+    # OUTBOUND_PRIVATE_NETWORKS (``allowed_networks``). A tenant changing the value clears its name.
+    operator_set_fields = models.JSONField(
+        default=list, blank=True,
+        help_text="Values last set by an operator (admin, connect_integration), not a tenant user: only those "
+                  "may point inside OUTBOUND_PRIVATE_NETWORKS.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,12 +88,17 @@ class TenantIntegration(TenantOwned):
             raise KeyError(name)
         return (self.credentials if field.secret else self.settings).get(name, "")
 
-    def set_values(self, values: dict[str, str]) -> list[str]:
+    def set_values(self, values: dict[str, str], by_operator: bool = False) -> list[str]:
         """Store registry fields: secrets into ``credentials``, the rest into ``settings``.
         An empty value leaves a saved secret as it is (secrets are write-only). Returns the names
-        that changed, never their values."""
+        that changed, never their values.
+
+        ``by_operator``: the values come from an operator (the admin's form, ``connect_integration``),
+        not a tenant user (the setup page, the default). Each changed field is marked accordingly in
+        ``operator_set_fields``; an unchanged one keeps its mark."""
         provider = self.provider_obj
         changed = []
+        marked = set(self.operator_set_fields or [])
         credentials = dict(self.credentials)
         plain = dict(self.settings)
         for name, value in values.items():
@@ -99,11 +112,19 @@ class TenantIntegration(TenantOwned):
             if target.get(name, "") != value:
                 target[name] = value
                 changed.append(name)
+                (marked.add if by_operator else marked.discard)(name)
         self.credentials, self.settings = credentials, plain
+        self.operator_set_fields = sorted(marked)
         if changed:
             # New credentials deserve a new try: a permanent sync error was about the old ones.
             self.sync_disabled_reason = ""
         return changed
+
+    def allowed_networks(self, name: str) -> tuple:
+        """The private networks the URL in field ``name`` may reach (``integrations.http``'s
+        ``allowed_networks``): ``OUTBOUND_PRIVATE_NETWORKS`` when an operator set it, else none, so a
+        URL a tenant typed is public https only."""
+        return tuple(settings.OUTBOUND_PRIVATE_NETWORKS) if name in (self.operator_set_fields or []) else ()
 
     def missing_fields(self) -> list[str]:
         missing = [f.name for f in self.provider_obj.credential_fields if f.required and not self.value(f.name)]

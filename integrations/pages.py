@@ -35,7 +35,9 @@ def setup_form_class(provider):
         fields = ["is_active"]
 
     base = integration_form_for(provider)
-    return type(f"{base.__name__}Setup", (base,), {"Meta": Meta})
+    # Whoever is signed in (a tenant user, or staff acting for the tenant), what is typed on a
+    # tenant's page is tenant-entered: its URLs stay public https (TenantIntegration.allowed_networks).
+    return type(f"{base.__name__}Setup", (base,), {"Meta": Meta, "by_operator": False})
 
 
 def _provider(name):

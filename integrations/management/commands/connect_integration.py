@@ -80,7 +80,7 @@ class Command(BaseCommand):
         generated = None
         with tenant_context(tenant):
             integration, created = TenantIntegration.objects.get_or_create(provider=provider)
-            changed = integration.set_values(assignments)
+            changed = integration.set_values(assignments, by_operator=True)  # an operator's command
             if webhook_secret is not None:
                 integration.set_webhook_secret(webhook_secret.strip())
                 changed.append("webhook_secret")

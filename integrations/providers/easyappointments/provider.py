@@ -50,6 +50,9 @@ class EasyAppointmentsProvider(Provider):
             f"deliveries are rejected, use the URL {webhook_url}?token=<your webhook token> instead.",
             "Actions: appointment save, appointment delete and customer save. Other actions are stored and "
             "marked ignored.",
+            "En Garde calls the installation URL only over https on a public address. An installation on your "
+            "company network (or on plain http inside it): ask your En Garde operators to enter the URL for you; "
+            "they can allow that network.",
             "E!A sends each event once and does not retry: check this tenant's webhook log after a test booking. "
             "The appointment must carry its customer (e-mail, names, phone); a payload without one is marked "
             "malformed with that reason.",
@@ -60,8 +63,9 @@ class EasyAppointmentsProvider(Provider):
         url, user, password = (integration.value(n) for n in ("url", "username", "password"))
         if not (url and password):
             raise ValueError("enter the installation URL and the API password or token first")
-        ensure_public_https(url)
+        networks = integration.allowed_networks("url")  # private ones only for a URL an operator set
+        ensure_public_https(url, networks)
         auth = {"auth": (user, password)} if user else {"headers": {"Authorization": f"Bearer {password}"}}
-        services = call_json(pinned_session(), "GET", f"{url.rstrip('/')}/index.php/api/v1/services",
+        services = call_json(pinned_session(networks), "GET", f"{url.rstrip('/')}/index.php/api/v1/services",
                              platform="Easy!Appointments", params={"length": 1}, **auth)
         return f"{len(services)} service(s) visible" if isinstance(services, list) else "the API answered"

@@ -369,6 +369,12 @@ SYNC_MAX_RETRIES = env.int("SYNC_MAX_RETRIES", default=5)
 SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=60.0)
 SYNC_RETRY_MAX_SECONDS = env.float("SYNC_RETRY_MAX_SECONDS", default=3600.0)
 META_SYNC_INTERVAL_HOURS = env.float("META_SYNC_INTERVAL_HOURS", default=6.0)
+# The Stripe backfill (integrations/providers/stripe/backfill.py): how often it lists each tenant's
+# events, how far before the last event seen it starts again (Stripe may list an event a moment
+# after its time), and how far back a first run goes (Stripe keeps 30 days of events).
+STRIPE_BACKFILL_INTERVAL_HOURS = env.float("STRIPE_BACKFILL_INTERVAL_HOURS", default=24.0)
+STRIPE_BACKFILL_OVERLAP_SECONDS = env.int("STRIPE_BACKFILL_OVERLAP_SECONDS", default=600)
+STRIPE_BACKFILL_MAX_DAYS = env.int("STRIPE_BACKFILL_MAX_DAYS", default=30)
 META_BACKFILL_DAYS = env.int("META_BACKFILL_DAYS", default=90)
 META_LOOKBACK_DAYS = env.int("META_LOOKBACK_DAYS", default=28)
 # Days of insights per request (Meta times out on long ad-level ranges); a finished chunk is the

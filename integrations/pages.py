@@ -99,6 +99,7 @@ def render_setup(request, provider, integration, form, new_token: str = "", stat
         "section": "dashboard", "provider": provider, "integration": integration, "form": form,
         "webhook_url": url, "steps": provider.setup_steps(url) if url else provider.setup_steps(""),
         "deliveries": deliveries, "can_edit": can_administer(request),
+        "sync_notice": provider.sync_notice(integration) if integration and provider.syncs else "",
         "can_check": integration is not None and hasattr(provider, "check_connection"),
     }, status=status)
     if new_token:

@@ -36,8 +36,9 @@ class PlatformFilter(admin.SimpleListFilter):
 
 @admin.register(WebhookLog)
 class WebhookLogAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "tenant", "platform", "event_type", "short_event_id", "status", "delivery_count", "attempts")
-    list_filter = ("tenant", PlatformFilter, "status")
+    list_display = ("received_at", "tenant", "platform", "event_type", "short_event_id", "status", "origin",
+                    "delivery_count", "attempts")
+    list_filter = ("tenant", PlatformFilter, "status", "origin")
     search_fields = ("event_id",)
     list_select_related = ("tenant",)
     actions = ("replay",)
@@ -45,7 +46,7 @@ class WebhookLogAdmin(admin.ModelAdmin):
         # The traceback is for operators only: tenant pages and the API show the sentence (error).
         (None, {"fields": ("tenant", "source", "event_type", "event_id", "status", "error", "traceback")}),
         ("Delivery", {"fields": (
-            "received_at", "last_delivery_at", "processed_at", "delivery_count", "attempts", "remote_addr",
+            "origin", "received_at", "last_delivery_at", "processed_at", "delivery_count", "attempts", "remote_addr",
             "unstored_rejections",
         )}),
         ("Request", {"fields": ("headers_display", "body_display")}),

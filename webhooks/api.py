@@ -20,7 +20,7 @@ class WebhookEventListSerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookLog
         fields = [
-            "id", "source", "event_id", "event_type", "status", "remote_addr", "delivery_count", "attempts",
+            "id", "source", "event_id", "event_type", "status", "origin", "remote_addr", "delivery_count", "attempts",
             "error", "unstored_rejections", "received_at", "last_delivery_at", "processed_at",
         ]
 

@@ -90,6 +90,30 @@ def receive(provider: Source, integration: Connection, request: WebhookRequest,
                   status=WebhookLog.Status.RECEIVED, queue=True)
 
 
+def store_fetched(source: str, event_id: str, event_type: str, body: bytes) -> int | None:
+    """Store an event a backfill fetched from the platform's own API, the way a verified delivery
+    of it is stored: the same row, the same unique key ``(tenant, source, event_id)`` and the same
+    processing, published on commit. Returns the new row's id, or ``None`` when the event is known
+    (it arrived as a delivery, or an earlier backfill stored it): then nothing changes, since a
+    backfill seeing an event is no delivery of it.
+
+    The row says where it came from (``origin`` backfill, no headers, no sender address,
+    ``delivery_count`` 0 until the platform's own delivery arrives and is counted on it). Call
+    inside the tenant's context, with only event types that have a handler (the caller asks the
+    platform for those). ``ValueError`` when the id or type cannot be stored (NUL, lone surrogate)."""
+    row = WebhookLog(
+        source=source, event_id=storable(event_id)[:255], event_type=storable(event_type)[:128],
+        status=WebhookLog.Status.RECEIVED, origin=WebhookLog.Origin.BACKFILL, headers={}, body=body,
+        remote_addr=None, delivery_count=0,
+    )
+    if not _insert_unless_known(row):
+        return None
+    from webhooks.tasks import process_webhook
+
+    enqueue_on_commit(process_webhook, row.pk, str(row.tenant_id))
+    return row.pk
+
+
 def storable(text: str) -> str:
     """``text`` when a text column can hold it; ``ValueError`` for a NUL or a lone surrogate
     (PostgreSQL refuses the one, UTF-8 cannot encode the other)."""

@@ -17,6 +17,13 @@ from django.db.models import Q
 from tenants.models import Tenant, TenantOwned
 
 class WebhookLog(TenantOwned):
+    class Origin(models.TextChoices):
+        # How the row came to be. Both go through the same unique key and the same processing; only
+        # a delivery was verified by its signature (a backfilled event was fetched from the
+        # platform's API with the tenant's own key, which is its proof of origin).
+        DELIVERY = "delivery", "webhook delivery"
+        BACKFILL = "backfill", "backfill (fetched from the platform's API)"
+
     class Status(models.TextChoices):
         RECEIVED = "received"
         PROCESSING = "processing"
@@ -35,6 +42,11 @@ class WebhookLog(TenantOwned):
     headers = models.JSONField(default=dict, blank=True, help_text="Request headers, secrets redacted.")
     body = models.BinaryField(help_text="The raw request body, byte for byte.")
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    origin = models.CharField(
+        max_length=16, choices=Origin.choices, default=Origin.DELIVERY,
+        help_text="A signed webhook delivery, or an event a backfill fetched from the platform's API (no signature, "
+                  "no headers, delivered 0 times until the platform's own delivery arrives).",
+    )
     delivery_count = models.PositiveIntegerField(default=1, help_text="How often the sender delivered this event.")
     attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts.")
     error = models.TextField(

@@ -328,6 +328,11 @@ class Provider:
         Raise ``PermanentSyncError`` / ``TransientSyncError`` with messages free of secrets."""
         raise NotImplementedError
 
+    def sync_notice(self, integration: "TenantIntegration") -> str:
+        """A sentence for the setup page about this provider's sync (why it is skipped, what the
+        last run did), or "" for nothing to say. A failing sync is told by the platform's state."""
+        return ""
+
     def setup_steps(self, webhook_url: str) -> list[str]:
         """Numbered steps for the tenant, with its webhook URL filled in."""
         return [f"Send the platform's webhooks to {webhook_url}"]

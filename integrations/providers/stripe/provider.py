@@ -4,6 +4,7 @@ either way, is refused. Checked with the official SDK (``stripe.WebhookSignature
 secret the tenant has in force; the SDK checks the past only, so the future is checked here."""
 
 import time
+from datetime import timedelta
 
 import stripe
 from django.conf import settings
@@ -29,8 +30,9 @@ class StripeProvider(Provider):
     credential_fields = (
         CredentialField(
             "secret_key", "Secret key", required=False,
-            help_text="A restricted key (rk_…) with read access to Customers, Charges and Invoices (and Balance for "
-                      "“check connection”): used to look up the payer when an event does not name one.",
+            help_text="A restricted key (rk_…) with read access to Customers, Charges, Invoices and Events (and Balance "
+                      "for “check connection”): used to look up the payer when an event does not name one, and to "
+                      "backfill events a webhook outage lost, daily.",
             example="sk_live_",
             validators=(starts_with("sk_", "rk_", what="a Stripe secret or restricted key", refused={
                 "pk_": "That is a publishable key (pk_…), which cannot read events: "
@@ -93,12 +95,15 @@ class StripeProvider(Provider):
             "and marked ignored.",
             "Save, then reveal the endpoint's signing secret (whsec_…) and enter it here.",
             "Recommended: create a restricted key (Developers → API keys → Create restricted key) with Read on "
-            "Customers, Charges, Invoices and Balance, and enter it as the secret key. Since API version "
+            "Customers, Charges, Invoices, Events and Balance, and enter it as the secret key. Since API version "
             "2022-11-15 a PaymentIntent no longer carries its payer, a subscription names only its customer and, "
             "since 2025-03-31, an invoice no longer names its PaymentIntent: En Garde asks Stripe for them with this "
             "key (never while holding a database lock; each customer is cached for an hour). Without it those "
             "payments are recorded without a contact and a subscription invoice and its PaymentIntent may show as "
             "two payments.",
+            "With the key, En Garde also lists your Stripe events once a day (GET /v1/events, the types above) and "
+            "processes any it never received, say during an outage: an event that did arrive is recognised by its "
+            "id and not processed again. Without a key there is no backfill.",
         ]
 
     def check_connection(self, integration) -> str:
@@ -109,6 +114,22 @@ class StripeProvider(Provider):
         balance = get_with_bearer(f"{settings.STRIPE_API_BASE}/v1/balance", key, platform="Stripe")
         currencies = sorted({b.get("currency", "").upper() for b in balance.get("available", [])} - {""})
         return "the key works" + (f" (balance in {', '.join(currencies)})" if currencies else "")
+
+    # --- the backfill of missed events (backfill.py) ------------------------------------------
+    @property
+    def sync_interval(self):
+        return timedelta(hours=settings.STRIPE_BACKFILL_INTERVAL_HOURS)
+
+    def sync(self, integration, since=None):
+        """List the tenant's events since the last run and store the ones we never received."""
+        from integrations.providers.stripe.backfill import StripeBackfill
+
+        return StripeBackfill(integration, since=since).run()
+
+    def sync_notice(self, integration) -> str:
+        from integrations.providers.stripe.backfill import notice
+
+        return notice(integration)
 
     def test_delivery_auth(self, body, secret):
         timestamp = int(time.time())

@@ -64,7 +64,7 @@ def test_sync_failing_for_pulled_platforms(fields, expected, words):
 
 
 def test_a_platform_that_does_not_pull_never_shows_sync_failing():
-    state = platform_state(PROVIDERS["stripe"], integration(sync_disabled_reason="revoked"))
+    state = platform_state(PROVIDERS["manychat"], integration(sync_disabled_reason="revoked"))
     assert state.key == "connected"
 
 

@@ -285,6 +285,7 @@ BREVO_API_BASE = env.str("BREVO_API_BASE", default="https://api.brevo.com/v3")
 EVENTBRITE_API_BASE = env.str("EVENTBRITE_API_BASE", default="https://www.eventbriteapi.com/v3")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 ZOOM_OAUTH_URL = env.str("ZOOM_OAUTH_URL", default="https://zoom.us/oauth/token")
+ZOOM_API_BASE = env.str("ZOOM_API_BASE", default="https://api.zoom.us/v2")
 GHL_API_BASE = env.str("GHL_API_BASE", default="https://services.leadconnectorhq.com")
 GHL_API_VERSION = env.str("GHL_API_VERSION", default="2021-07-28")
 MANYCHAT_API_BASE = env.str("MANYCHAT_API_BASE", default="https://api.manychat.com")
@@ -386,6 +387,13 @@ META_PAGE_LIMIT = env.int("META_PAGE_LIMIT", default=500)
 META_USAGE_SLOW_PERCENT = env.float("META_USAGE_SLOW_PERCENT", default=75.0)
 META_USAGE_STOP_PERCENT = env.float("META_USAGE_STOP_PERCENT", default=95.0)
 META_USAGE_PAUSE_SECONDS = env.float("META_USAGE_PAUSE_SECONDS", default=5.0)
+
+# Zoom's attendee sync (integrations/providers/zoom/sync.py): every ZOOM_SYNC_INTERVAL_MINUTES,
+# upcoming meetings and webinars and those that started in the last ZOOM_LOOKBACK_DAYS; at most
+# ZOOM_MAX_PAGES pages (of 300) per list, so one runaway list cannot hold a worker.
+ZOOM_SYNC_INTERVAL_MINUTES = env.float("ZOOM_SYNC_INTERVAL_MINUTES", default=30.0)
+ZOOM_LOOKBACK_DAYS = env.int("ZOOM_LOOKBACK_DAYS", default=30)
+ZOOM_MAX_PAGES = env.int("ZOOM_MAX_PAGES", default=100)
 
 # --- Weekly reports (reports/) ---------------------------------------------------------------------
 # A report claimed ("sending") longer ago than this belongs to a crashed worker and is taken again.

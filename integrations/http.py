@@ -31,9 +31,29 @@ class TimeoutSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
+#: The longest a 503's ``Retry-After`` is slept on inside one request; a longer wait ends the
+#: request (the caller's task comes back later instead of holding its worker).
+MAX_INLINE_RETRY_AFTER = 10.0
+
+
+class PlatformRetry(Retry):
+    """urllib3's retry, except that it never retries a 429 (urllib3 would, sleeping for as long as
+    ``Retry-After`` says: Zoom names the next midnight there), so a rate limit always reaches the
+    caller as a 429; and a 503's ``Retry-After`` is slept on only up to ``MAX_INLINE_RETRY_AFTER``."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({503})
+
+    def is_retry(self, method, status_code, has_retry_after=False):
+        return status_code != 429 and super().is_retry(method, status_code, has_retry_after)
+
+    def get_retry_after(self, response):
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_INLINE_RETRY_AFTER)
+
+
 def make_session(total_retries: int = 3, adapter_class: type[HTTPAdapter] = HTTPAdapter, **adapter_kwargs) -> requests.Session:
     session = TimeoutSession()
-    retry = Retry(
+    retry = PlatformRetry(
         total=total_retries,
         backoff_factor=0.5,
         status_forcelist=(500, 502, 503, 504),

@@ -116,7 +116,11 @@ def sync_due_integrations() -> int:
     with operator_context("beat: fan out due integration syncs"):
         for provider_name in syncing_providers():
             rows = TenantIntegration.objects.filter(provider=provider_name, is_active=True, sync_disabled_reason="")
-            rows = rows.filter(due(get_provider(provider_name), now)).filter(claimable(now))
+            provider = get_provider(provider_name)
+            rows = rows.filter(due(provider, now)).filter(claimable(now))
+            for name in (f.name for f in provider.setting_fields if f.name in provider.sync_fields):
+                # A plain value the sync needs, read from the settings JSON (Zoom without its app).
+                rows = rows.filter(settings__has_key=name).exclude(**{f"settings__{name}": ""})
             due_now += rows.filter(tenant__is_active=True).values_list("pk", "tenant_id")
     # Published once the operator context is closed: each task acts for one tenant only.
     for pk, tenant_id in due_now:

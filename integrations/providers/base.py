@@ -314,6 +314,15 @@ class Provider:
     # --- pull syncs (integrations/sync.py) ---------------------------------------------------
     #: how often the beat starts a sync of one integration (a provider that syncs sets it).
     sync_interval: timedelta = timedelta(hours=6)
+    #: optional credential fields the sync cannot run without (Zoom's OAuth app, which a
+    #: webhook-only Zoom leaves empty). The beat starts no sync while a plain one among them is
+    #: empty (it filters the settings JSON; secrets cannot be filtered on), ``sync_integration``
+    #: refuses naming them, and the provider's ``sync`` raises ``PermanentSyncError`` for the rest.
+    sync_fields: tuple[str, ...] = ()
+
+    def sync_missing(self, integration: "TenantIntegration") -> list[str]:
+        """Labels of the ``sync_fields`` this integration lacks (empty: the sync can run)."""
+        return [f.label for f in self.credential_fields if f.name in self.sync_fields and not integration.value(f.name)]
 
     @property
     def syncs(self) -> bool:

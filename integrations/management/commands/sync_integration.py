@@ -44,6 +44,9 @@ class Command(BaseCommand):
             )
         if integration.missing_fields():
             raise CommandError(f"{provider_obj.label} for {slug} is missing {', '.join(integration.missing_fields())}")
+        if missing := provider_obj.sync_missing(integration):
+            raise CommandError(f"{provider_obj.label} for {slug} syncs only with {', '.join(missing)} set; "
+                               "enter them on the setup page")
         outcome = run_sync(integration.pk, str(tenant.pk), since=since)
         if outcome.status != "synced":
             raise CommandError(outcome.line())

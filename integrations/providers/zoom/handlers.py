@@ -18,35 +18,48 @@ def signup_key(kind: str, object_id, registrant_id) -> str:
     return f"{kind}:{object_id}:{registrant_id}"
 
 
-def _registration(event, kind: str):
-    """The contact, the sign-up key and its metadata of one registration event (``event.data``:
-    ``schemas.RegistrationEvent``; a registrant without an e-mail is malformed there)."""
-    obj = event.data.payload.object
-    registrant = obj.registrant
+def record_registration(kind: str, object_id, registrant, *, topic: str = "", start_time: str = "",
+                        raw_object_id=None, decision: str | None = None, at=None):
+    """The one way a Zoom registration becomes the tenant's contact and sign-up, for the webhook
+    handlers and the attendee sync (``zoom.sync``) alike, so both find the same row.
+
+    ``registrant`` is a ``schemas.Registrant``; ``object_id`` the meeting's or webinar's id as
+    text (the key), ``raw_object_id`` as Zoom sent it (a number: the metadata keeps its type).
+    Without ``decision`` the sign-up is queued (an existing one is left as it is); with one
+    (cancelled, denied, approved) it is settled, dated ``at``."""
     contact, _ = upsert_contact(source="zoom", email=registrant.email, first_name=registrant.first_name,
                                 last_name=registrant.last_name, phone=registrant.phone)
-    # The id as Zoom sent it (a number for meetings and webinars): the raw payload keeps its type.
-    object_id = event.payload["payload"]["object"]["id"]
     metadata = {
-        "kind": kind, f"{kind}_id": object_id, "registrant_id": registrant.id, "topic": obj.topic,
-        "start_time": obj.start_time, "registrant_status": registrant.status,
+        "kind": kind, f"{kind}_id": object_id if raw_object_id is None else raw_object_id,
+        "registrant_id": registrant.id, "topic": topic, "start_time": start_time,
+        "registrant_status": registrant.status,
     }
-    return contact, signup_key(kind, obj.id, registrant.id), metadata
+    key = signup_key(kind, object_id, registrant.id)
+    if decision is None:
+        return add_pending_signup(contact=contact, source="zoom", external_id=key, metadata=metadata)[0]
+    return settle_signup(contact=contact, source="zoom", external_id=key, status=decision, at=at, metadata=metadata)
+
+
+def _record(event, kind: str, decision: str | None = None):
+    """One registration event (``event.data``: ``schemas.RegistrationEvent``; a registrant
+    without an e-mail is malformed there)."""
+    obj = event.data.payload.object
+    # The id as Zoom sent it (a number for meetings and webinars): the raw payload keeps its type.
+    raw_id = event.payload["payload"]["object"]["id"]
+    return record_registration(kind, obj.id, obj.registrant, topic=obj.topic, start_time=obj.start_time,
+                               raw_object_id=raw_id, decision=decision, at=event.data.event_ts)
 
 
 def _created(kind):
     def handler(event):
-        contact, key, metadata = _registration(event, kind)
-        add_pending_signup(contact=contact, source="zoom", external_id=key, metadata=metadata)
+        _record(event, kind)
     handler.__name__ = f"{kind}_registration_created"
     return handler
 
 
 def _settled(kind, status):
     def handler(event):
-        contact, key, metadata = _registration(event, kind)
-        settle_signup(contact=contact, source="zoom", external_id=key, status=status,
-                      at=event.data.event_ts, metadata=metadata)
+        _record(event, kind, decision=status)
     handler.__name__ = f"{kind}_registration_{status}"
     return handler
 

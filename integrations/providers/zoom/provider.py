@@ -8,10 +8,11 @@ Zoom gives no event id: see ``event_id`` for the key we derive.
 
 import hmac
 import time
+from datetime import timedelta
 
 from django.conf import settings
 
-from integrations.http import call_json, make_session
+from integrations.http import make_session
 from integrations.providers.base import (
     TEST_EVENT_TYPE,
     CredentialField,
@@ -21,11 +22,32 @@ from integrations.providers.base import (
     body_hash,
     hmac_sha256_hex,
 )
+from integrations.providers.validators import matches
 from integrations.providers.zoom.handlers import EVENT_DOCS, HANDLERS, IGNORED_EVENTS
 from integrations.providers.zoom.schemas import SCHEMAS
 
 TOLERANCE_SECONDS = 300
+#: What Zoom's account and client IDs look like (22 url-safe characters as issued; a margin either way).
+ZOOM_ID = r"[A-Za-z0-9_-]{8,64}"
+#: The granular scopes the attendee sync uses (S2S apps get the ``:admin`` ones), with the classic
+#: scope that covers each on older apps.
+SYNC_SCOPES = {
+    "meeting:read:list_meetings:admin": "meeting:read:admin",
+    "meeting:read:list_registrants:admin": "meeting:read:admin",
+    "webinar:read:list_webinars:admin": "webinar:read:admin",
+    "webinar:read:list_registrants:admin": "webinar:read:admin",
+}
 URL_VALIDATION = "endpoint.url_validation"
+
+
+def _minutes(minutes: float) -> str:
+    return "hour" if minutes == 60 else f"{minutes:g} minutes"
+
+
+def missing_scopes(granted: str) -> list[str]:
+    """The sync's scopes a token's ``scope`` list lacks (a classic scope covers its granular ones)."""
+    have = set(granted.split())
+    return [scope for scope, classic in SYNC_SCOPES.items() if scope not in have and classic not in have]
 
 
 def _dict(value) -> dict:
@@ -39,11 +61,36 @@ class ZoomProvider(Provider):
     webhook_auth = WebhookAuth.SIGNATURE
     webhook_secret_label = "Secret token (Features → Event subscriptions)"
     docs_url = "https://developers.zoom.us/docs/api/webhooks/"
+    #: The tenant's own Server-to-Server OAuth app, for the attendee sync only: all optional, so
+    #: a webhook-only Zoom is complete without them (``sync_fields``: no sync until they are set).
     credential_fields = (
-        CredentialField("account_id", "Account ID", secret=False, help_text="Of the Server-to-Server OAuth app."),
-        CredentialField("client_id", "Client ID", secret=False),
-        CredentialField("client_secret", "Client secret"),
+        CredentialField(
+            "account_id", "Account ID", secret=False, required=False, example="D8cJuqWVQ623CI4Q8yQK0Q",
+            help_text="Server-to-Server OAuth app → App Credentials → Account ID. Only for the attendee sync.",
+            validators=(matches(ZOOM_ID, "A Zoom account ID is the letters and digits (and - or _) shown as "
+                                         "“Account ID” under the app's App Credentials, about 22 characters."),),
+        ),
+        CredentialField(
+            "client_id", "Client ID", secret=False, required=False, example="Iq8rNw2uT3mZ0aKcY5vXbA",
+            help_text="App Credentials → Client ID.",
+            validators=(matches(ZOOM_ID, "A Zoom client ID is the letters and digits (and - or _) shown as "
+                                         "“Client ID” under the app's App Credentials, about 22 characters."),),
+        ),
+        CredentialField(
+            "client_secret", "Client secret", required=False, help_text="App Credentials → Client secret.",
+            validators=(matches(r"[!-~]{16,256}", "A Zoom client secret is the letters and digits shown as "
+                                                  "“Client secret” under App Credentials (32 as Zoom issues "
+                                                  "them), without spaces."),),
+        ),
+        CredentialField(
+            "user_id", "Zoom user", secret=False, required=False, example="host@example.com",
+            help_text="Whose meetings and webinars are synced: a user ID or e-mail of the account. Empty: "
+                      "the user who created the app (“me”).",
+            validators=(matches(r"me|[A-Za-z0-9_-]{8,64}|[^@\s/?#]{1,64}@[^@\s/?#]{1,255}\.[^@\s/?#]{1,63}",
+                                "The Zoom user is a user ID (letters and digits) or the user's e-mail address."),),
+        ),
     )
+    sync_fields = ("account_id", "client_id", "client_secret")
     handlers = HANDLERS
     schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
@@ -116,17 +163,23 @@ class ZoomProvider(Provider):
         return ":".join(str(part) if part not in (None, "") else "-" for part in parts)
 
     def setup_steps(self, webhook_url):
+        scopes = ", ".join(SYNC_SCOPES)
         return [
-            "In your own Zoom account, open marketplace.zoom.us → Develop → Build App and create a "
-            "Server-to-Server OAuth app (or a webhook-only app if you only want live registrations). "
-            "Zoom limits Server-to-Server apps to internal use: the app must belong to your account, "
-            "not to En Garde.",
-            "Server-to-Server apps only: copy the Account ID, Client ID and Client secret into this page, "
-            "and add the scopes meeting:read:list_meetings:admin, meeting:read:list_registrants:admin, "
-            "webinar:read:list_webinars:admin and webinar:read:list_registrants:admin. They are used only "
-            "by the attendee sync, which fills in registrations a webhook missed.",
-            "Copy the app's Secret Token (shown under Features) and save it here as the webhook secret "
-            "before the next step: Zoom's URL check is signed with it.",
+            "In your own Zoom account, open marketplace.zoom.us → Develop → Build App. For live "
+            "registrations a webhook-only app is enough; to also fill in registrations a webhook missed, "
+            "create a Server-to-Server OAuth app (an account admin, or a role with “Server-to-Server OAuth "
+            "app” permission, can). Zoom limits Server-to-Server apps to internal use: the app must belong "
+            "to your account, not to En Garde.",
+            "Server-to-Server apps only: under App Credentials copy the Account ID, Client ID and Client "
+            "secret into this page; under Scopes add " + scopes + " (older apps: meeting:read:admin and "
+            "webinar:read:admin); then activate the app (Activation). The attendee sync uses them every "
+            f"{_minutes(settings.ZOOM_SYNC_INTERVAL_MINUTES)}, with the registrants of upcoming meetings and "
+            f"webinars and of those of the last {settings.ZOOM_LOOKBACK_DAYS} days; “Check connection” asks "
+            "Zoom for a token and names a missing scope.",
+            "Optional: “Zoom user” names whose meetings are read (a user ID or e-mail); empty means the "
+            "user who created the app.",
+            "Copy the app's Secret Token (shown under Features → Access) and save it here as the webhook "
+            "secret before the next step: Zoom's URL check is signed with it.",
             f"Features → Event Subscriptions: add a subscription with the endpoint URL {webhook_url} "
             "and click Validate.",
             "Add the events Meeting → “Meeting registration created”, “… cancelled”, “… denied” and "
@@ -136,17 +189,35 @@ class ZoomProvider(Provider):
         ]
 
     def check_connection(self, integration) -> str:
-        """Ask Zoom for a Server-to-Server OAuth token (account_credentials): proves the three values."""
-        values = [integration.value(n) for n in ("account_id", "client_id", "client_secret")]
-        if not all(values):
-            raise ValueError("enter the account ID, client ID and client secret first")
-        account_id, client_id, client_secret = values
-        answer = call_json(make_session(), "POST", settings.ZOOM_OAUTH_URL, platform="Zoom",
-                           params={"grant_type": "account_credentials", "account_id": account_id},
-                           auth=(client_id, client_secret))
-        if not answer.get("access_token"):
-            raise ValueError("Zoom issued no token")
-        return f"token issued (scopes: {answer.get('scope', 'none listed')})"
+        """Ask Zoom for a new Server-to-Server OAuth token (``account_credentials``): proves the three
+        values and that the app is activated, and shows which of the sync's scopes it lacks. A
+        token that works also lifts a sync stopped by a refused token or a missing scope (the
+        tenant fixed it in Zoom, where no credential of ours changed) and is cached for the sync."""
+        from integrations.providers.zoom.client import Tokens
+
+        tokens = Tokens(integration, make_session())
+        tokens.renew()  # ValueError (values missing), TokenRefused (an ApiError), RateLimited, network
+        lacking = missing_scopes(tokens.scope)
+        if integration.sync_disabled_reason and not lacking:
+            from integrations.models import TenantIntegration
+            from tenants.context import tenant_context
+
+            with tenant_context(integration.tenant_id):
+                TenantIntegration.objects.filter(pk=integration.pk).update(sync_disabled_reason="")
+        if lacking:
+            return f"token issued, but the app lacks the scopes {', '.join(lacking)} that the attendee sync needs"
+        return f"token issued (scopes: {tokens.scope or 'none listed'})"
+
+    # --- the attendee sync (integrations/providers/zoom/sync.py) --------------------------------
+    @property
+    def sync_interval(self):
+        return timedelta(minutes=settings.ZOOM_SYNC_INTERVAL_MINUTES)
+
+    def sync(self, integration, since=None):
+        """Registrants of upcoming and recent meetings and webinars → contacts and sign-ups."""
+        from integrations.providers.zoom.sync import ZoomSync
+
+        return ZoomSync(integration, since=since).run()
 
     def test_event(self, integration, event_id, sent_at):
         return {"event": TEST_EVENT_TYPE, "event_ts": int(sent_at.timestamp() * 1000),

@@ -343,12 +343,12 @@ def test_connect_update_keeps_the_other_values(initech, logs):
 
     run(
         "connect_integration", "initech", "zoom", "--webhook-secret", "zoom-secret-token-1",
-        "--set", "account_id=acc", "--set", "client_id=cid", "--set", "client_secret=zoom-client-secret-1",
+        "--set", "account_id=AcctD8cJuqWVQ623CI4Q", "--set", "client_id=ClntIq8rNw2uT3mZ0aKc", "--set", "client_secret=zoom-client-secret-1",
     )
-    run("connect_integration", "initech", "zoom", "--set", "client_id=cid-2")
+    run("connect_integration", "initech", "zoom", "--set", "client_id=ClntIq8rNw2uT3mZ0aK2")
     zoom = integrations_of(initech)["zoom"]
     assert zoom.value("client_secret") == "zoom-client-secret-1"
-    assert zoom.value("account_id") == "acc" and zoom.value("client_id") == "cid-2"
+    assert zoom.value("account_id") == "AcctD8cJuqWVQ623CI4Q" and zoom.value("client_id") == "ClntIq8rNw2uT3mZ0aK2"
     assert zoom.webhook_secret == "zoom-secret-token-1"
     # an empty secret value leaves the saved one in place (secrets are write-only)
     run("connect_integration", "initech", "zoom", "--set", "client_secret=")

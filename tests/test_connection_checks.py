@@ -18,7 +18,7 @@ CASES = {
               {"companyName": "Acme Studio"}, "Acme Studio"),
     "eventbrite": ({"private_token": "EB-ACME-TOKEN-0000000000"}, "GET", lambda: f"{settings.EVENTBRITE_API_BASE}/users/me/",
                    {"name": "Acme Events"}, "Acme Events"),
-    "zoom": ({"account_id": "acc1", "client_id": "cid1", "client_secret": "zoom-secret-acme-000000"}, "POST",
+    "zoom": ({"account_id": "AcctD8cJuqWVQ623CI4Q", "client_id": "ClntIq8rNw2uT3mZ0aKc", "client_secret": "zoom-secret-acme-000000"}, "POST",
              lambda: settings.ZOOM_OAUTH_URL, {"access_token": "t", "scope": "meeting:read"}, "token issued"),
     "ghl": ({"api_key": "pit-acme-000000000000000", "location_id": "loc-acme"}, "GET",
             lambda: f"{settings.GHL_API_BASE}/locations/loc-acme", {"location": {"name": "Acme HQ"}}, "Acme HQ"),

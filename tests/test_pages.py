@@ -203,7 +203,7 @@ def test_someone_added_who_never_chose_a_password_can_ask_for_a_link(world, mail
 def test_dashboard_lists_every_platform_with_its_state(world, posh, monkeypatch):
     # stripe: nothing. zoom: everything entered, no event yet. ghl: a required value missing.
     # denefits: switched off. eventbrite: the last API call failed after its last event.
-    connect(world.acme, "zoom", "zoom-whsec-0123456789abcdef", account_id="acc", client_id="cid",
+    connect(world.acme, "zoom", "zoom-whsec-0123456789abcdef", account_id="AcctD8cJuqWVQ623CI4Q", client_id="ClntIq8rNw2uT3mZ0aKc",
             client_secret="zoom-client-secret-000000")
     connect(world.acme, "ghl", "ghl-token-0123456789abcdef", api_key="ghl-key-0123456789abcdef")
     connect(world.acme, "denefits", "denefits-token-0123456789")
@@ -870,7 +870,7 @@ def test_no_saved_secret_appears_on_any_page_for_anyone(world, acme_ids, posh):
         extra = {
             "stripe": dict(secret="whsec_stripe_" + tenant.slug + "_0123456789",
                            secret_key="sk_live_" + tenant.slug + "_0123456789"),
-            "zoom": dict(secret="zoom_whsec_" + tenant.slug + "_0123456789", account_id="acc", client_id="cid",
+            "zoom": dict(secret="zoom_whsec_" + tenant.slug + "_0123456789", account_id="AcctD8cJuqWVQ623CI4Q", client_id="ClntIq8rNw2uT3mZ0aKc",
                          client_secret="zoom_client_secret_" + tenant.slug + "_01"),
             "easyappointments": dict(secret="ea_token_" + tenant.slug + "_0123456789", url="https://ea.example",
                                      password="ea_password_" + tenant.slug + "_0123456"),

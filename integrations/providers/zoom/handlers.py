@@ -6,7 +6,8 @@ registrant ids are only unique within one meeting or webinar, so a webinar regis
 land on a meeting's sign-up that happens to share the id. Cancelled, denied and approved
 registrations settle that sign-up (``contacts.services.settle_signup``), dated by Zoom's
 ``event_ts``. Live meeting events (started, joined, ended) say nothing about who signed up and are
-ignored.
+ignored. The attendee sync (``zoom.sync``) files what it reads through ``record_registration`` too,
+so a registration the webhook and the sync both see is one contact and one sign-up.
 """
 
 from contacts.models import PendingSignup

@@ -29,10 +29,13 @@ venv: $(VENV)/.installed
 dev-deps: $(VENV)/.installed-dev
 
 # The embedded default: SQLite in var/, tasks in-process, e-mail to the console, DEBUG on.
+# `make run PORT=8123` (or HOST=…): the printed logins and the webhook URLs the pages show name
+# that address (PUBLIC_BASE_URL, unless the environment sets it: a tunnel, say).
 run: export DEBUG ?= true
+run: export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 run: venv
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # With DATABASE_URL set (CI: .ci/run) the suite runs there. Without it, on a throwaway PostgreSQL

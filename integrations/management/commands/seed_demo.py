@@ -1,9 +1,12 @@
 """The demo world of ``make run``: one tenant, an operator login and a tenant owner. Idempotent.
 
 The passwords are printed, and only ever made for a DEBUG run: the command refuses otherwise.
+The addresses printed are where the server runs: ``--base-url`` (``make run`` passes its HOST and
+PORT), else ``PUBLIC_BASE_URL``.
 """
 
 import secrets
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,9 +21,17 @@ from tenants.models import Membership, Tenant
 class Command(BaseCommand):
     help = "Create the demo tenant and logins for local development (DEBUG only)."
 
-    def handle(self, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--base-url", default=None,
+                            help="Where the server runs, e.g. http://127.0.0.1:8000 (default: PUBLIC_BASE_URL).")
+
+    def handle(self, base_url=None, **options):
         if not settings.DEBUG:
             raise CommandError("seed_demo makes known logins; it runs only with DEBUG on")
+        base_url = (base_url or settings.PUBLIC_BASE_URL).rstrip("/")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or any(ord(ch) <= 32 for ch in base_url):
+            raise CommandError(f"--base-url must be an http(s) URL such as http://127.0.0.1:8000, not {base_url[:100]!r}")
         tenant, _ = Tenant.objects.get_or_create(
             slug="demo", defaults={"name": "Demo Studio", "owner_name": "Demo Owner", "report_email": "owner@demo.test"}
         )
@@ -46,4 +57,4 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo tenant '{tenant.slug}' ({tenant.pk}). Logins (new passwords each run):")
         for line in lines:
             self.stdout.write(line)
-        self.stdout.write(f"  tenant pages: {settings.PUBLIC_BASE_URL}/accounts/login/ · admin: {settings.PUBLIC_BASE_URL}/admin/")
+        self.stdout.write(f"  tenant pages: {base_url}/accounts/login/ · admin: {base_url}/admin/")

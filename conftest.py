@@ -154,6 +154,25 @@ class World:
     oscar: object  # staff
 
 
+def assert_token_shown_once_and_never_stored(client, response, token: str) -> None:
+    """A token just made is on this answer once, in its box (``includes/token_once.html``), with
+    no-store caching, and in no message, cookie or session (where the messages framework keeps
+    what it has not shown yet), neither now nor on the next page."""
+    assert response.status_code == 200, response.status_code
+    html = response.content.decode()
+    assert html.count(token) == 1, html.count(token)
+    box = html.index('data-testid="new-token"')
+    assert box < html.index(token) < html.index("</section>", box)
+    assert "Shown only this once." in html and "Next:" in html and 'data-copy-target="' in html
+    assert "no-store" in response["Cache-Control"]
+    shown = [str(m) for m in response.context["messages"]] if response.context else []
+    assert not [m for m in shown if token in m]
+    assert token not in str(response.cookies) and token not in str(client.cookies)
+    assert token not in repr(dict(client.session.items()))
+    later = client.get("/admin/")
+    assert token not in later.content.decode() and token not in repr(dict(client.session.items()))
+
+
 def make_user(username, **extra):
     User = get_user_model()
     user = User.objects.create_user(username=username, email=f"{username}@example.com", password="pw-" + username * 2, **extra)

@@ -1,8 +1,11 @@
 """Connecting a tenant's platforms: the integration admin and its inline on the tenant page.
 
 Secrets are write-only here (see ``integrations.forms``): no page shows a saved value, only its
-masked tail; a generated webhook token is shown once, in the success message after saving. The
-admin's history records which fields changed, by name, never a value.
+masked tail. A token made here (generated on saving, or rotated) is shown once, on the answer to
+that very request, in the tenant setup page's box with a copy button and the next step
+(``includes/token_once.html``), and never through the messages framework, which keeps messages in
+the session until they are shown. The admin's history records which fields changed, by name,
+never a value.
 """
 
 from datetime import timedelta
@@ -11,6 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -18,14 +22,22 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from integrations.forms import ProviderChoiceForm, integration_form_for
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
-from integrations.state import state_of
+from integrations.state import state_of, state_of_listed, with_delivery_stats
 from integrations.testevents import CannotTest, send_test_event
+from integrations.tokens import admin_next_step
 from tenants.staff import ROTATE_SECRETS
 
 # How long a rotated token keeps working, so a platform being reconfigured loses no delivery.
 ROTATION_GRACE = timedelta(hours=24)
 
 STATUS_FIELDS = ("last_event_at", "last_error_at", "last_error", "created_at", "updated_at")
+#: Where ``save_model`` leaves a token it made for the response of the same request.
+NEW_TOKEN_ATTR = "_engarde_new_token"
+
+
+def lowercase_first(text: str) -> str:
+    """ "Webhook token (X-Webhook-Token header)" inside a sentence; the header's name kept as it is."""
+    return text[:1].lower() + text[1:]
 
 
 def copyable_webhook_url(integration, wrapped: bool = False) -> str:
@@ -59,10 +71,6 @@ class CopyButtons:
 class IntegrationDisplays:
     """Read-only columns shared by the integration admin and the tenant page's inline."""
 
-    @admin.display(boolean=True, description="configured")
-    def configured(self, obj):
-        return obj.is_configured
-
     @admin.display(description="webhook URL")
     def webhook_url_display(self, obj):
         return copyable_webhook_url(obj)
@@ -88,7 +96,9 @@ class IntegrationDisplays:
 
 @admin.register(TenantIntegration)
 class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin):
-    list_display = ("tenant", "provider", "is_active", "configured", "last_event_at", "last_error_at")
+    # The state says "not connected" for a switched-off one and "setup incomplete" for one missing
+    # a value: no separate columns for those, so the list fits 1280 px.
+    list_display = ("tenant", "provider", "state_pill", "last_event_at", "last_error_at")
     list_filter = ("provider", "is_active")
     search_fields = ("tenant__name", "tenant__slug")
     list_select_related = ("tenant",)
@@ -99,7 +109,9 @@ class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin)
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("tenant")
+        # Each row's delivery numbers in the list query itself (the state column): one query
+        # however many rows the page shows.
+        return with_delivery_stats(super().get_queryset(request).select_related("tenant"))
 
     @staticmethod
     def provider_for(request, obj):
@@ -168,10 +180,8 @@ class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin)
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if form.generated_token:
-            # The one place a secret is ever shown: right after it was made.
-            messages.success(
-                request, f"{obj.provider_obj.webhook_secret_label}, shown only this once: {form.generated_token}"
-            )
+            # Shown by response_add / response_change on this very answer, never in a message.
+            setattr(request, NEW_TOKEN_ATTR, form.generated_token)
         if missing := obj.missing_fields():
             messages.warning(request, f"Still missing for {obj.provider_obj.label}: {', '.join(missing)}.")
 
@@ -185,6 +195,35 @@ class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin)
     def response_post_save_add(self, request, obj):
         # On to the new integration's page: its webhook URL is what the operator needs next.
         return HttpResponseRedirect(reverse("admin:integrations_tenantintegration_change", args=[obj.pk]))
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._with_new_token(request, obj, super().response_add(request, obj, post_url_continue))
+
+    def response_change(self, request, obj):
+        return self._with_new_token(request, obj, super().response_change(request, obj))
+
+    def _with_new_token(self, request, obj, response):
+        """Instead of the redirect after saving, the page that shows the token just generated
+        (its "Done" goes where the redirect went)."""
+        token = getattr(request, NEW_TOKEN_ATTR, "")
+        if not token or not isinstance(response, HttpResponseRedirect):
+            return response
+        return self.new_tokens_page(request, [(obj, token, "")], back=response.url)
+
+    def new_tokens_page(self, request, made, back: str):
+        """Tokens just made (``(integration, token, note)``), each in its box, once; not cached."""
+        tokens = [{
+            "integration": integration, "token": token, "token_id": f"new-token-{integration.pk}",
+            "heading": f"{integration}: new {lowercase_first(integration.provider_obj.webhook_secret_label)}",
+            "next_step": admin_next_step(integration.provider_obj, note),
+            "webhook_url": copyable_webhook_url(integration),
+        } for integration, token, note in made]
+        response = TemplateResponse(request, "admin/integrations/tenantintegration/new_tokens.html", {
+            **self.admin_site.each_context(request), "opts": self.opts, "tokens": tokens, "back": back,
+            "title": "New token, shown once" if len(tokens) == 1 else "New tokens, shown once",
+        })
+        response["Cache-Control"] = "no-store"
+        return response
 
     # --- operator actions: a test event, a token rotation ----------------------------------
     def get_urls(self):
@@ -211,26 +250,28 @@ class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin)
         self.message_user(request, f"{label}: the test event was refused ({outcome.status}, {reason}).", messages.ERROR)
         return False
 
-    def _rotate_one(self, request, integration) -> bool:
+    def _rotate_one(self, request, integration) -> str:
+        """The new token (the caller shows it, once), or "" with the reason in a message."""
         label = f"{integration.provider_obj.label} of {integration.tenant}"
         if not request.user.has_perm(ROTATE_SECRETS):
             self.message_user(request, f"{label}: rotating a token needs the “rotate secrets” permission "
                                        "(tenants.rotate_secrets).", messages.ERROR)
-            return False
+            return ""
         if not integration.provider_obj.generates_webhook_secret:
             self.message_user(
                 request, f"{label}: its signing secret comes from {integration.provider_obj.label}; enter the new one "
                          "on the integration's page, with a grace period.", messages.WARNING)
-            return False
+            return ""
         token = TenantIntegration.generate_token()
         integration.set_webhook_secret(token, grace=ROTATION_GRACE)
         integration.save(update_fields=["webhook_secret", "previous_webhook_secret",
                                         "previous_webhook_secret_expires_at", "updated_at"])
         self.log_change(request, integration, [{"changed": {"fields": ["webhook_secret"]}}])
-        # The one place a new token is shown: now, once.
-        self.message_user(request, f"{label}: new token, shown only this once (the old one works for "
-                                   f"{ROTATION_GRACE.total_seconds() / 3600:.0f} h more): {token}")
-        return True
+        return token
+
+    @staticmethod
+    def rotation_note() -> str:
+        return f"The old token keeps working for {ROTATION_GRACE.total_seconds() / 3600:.0f} h more."
 
     @admin.action(description="Send a test event (checks the stored secret end to end)", permissions=["change"])
     def send_test_events(self, request, queryset):
@@ -239,10 +280,13 @@ class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin)
 
     @admin.action(description="Rotate the webhook token (the old one works 24 h more)", permissions=["change"])
     def rotate_tokens(self, request, queryset):
-        for integration in queryset.select_related("tenant"):
-            self._rotate_one(request, integration)
+        made = [(integration, token, self.rotation_note()) for integration in queryset.select_related("tenant")
+                if (token := self._rotate_one(request, integration))]
+        if made:  # the new tokens, once, on this answer; refusals are in the messages above them
+            return self.new_tokens_page(request, made, back=request.get_full_path())
+        return None
 
-    def _object_action(self, request, object_id, act, needs_change: bool):
+    def _object_action(self, request, object_id, act, needs_change: bool, shows_token: bool = False):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         integration = self.get_object(request, unquote(object_id))
@@ -250,10 +294,12 @@ class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin)
             raise Http404
         if needs_change and not self.has_change_permission(request, integration):
             raise PermissionDenied
-        act(request, integration)
+        outcome = act(request, integration)
         back = request.POST.get("next") or reverse("admin:integrations_tenantintegration_change", args=[integration.pk])
         if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
             back = reverse("admin:integrations_tenantintegration_change", args=[integration.pk])
+        if shows_token and outcome:  # the new token, once, on this answer ("Done" goes back)
+            return self.new_tokens_page(request, [(integration, outcome, self.rotation_note())], back=back)
         return HttpResponseRedirect(back)
 
     def send_test_event_view(self, request, object_id):
@@ -261,9 +307,16 @@ class TenantIntegrationAdmin(CopyButtons, IntegrationDisplays, admin.ModelAdmin)
         return self._object_action(request, object_id, self._test_one, needs_change=True)
 
     def rotate_token_view(self, request, object_id):
-        return self._object_action(request, object_id, self._rotate_one, needs_change=True)
+        return self._object_action(request, object_id, self._rotate_one, needs_change=True, shows_token=True)
 
     # --- read-only displays (values masked) --------------------------------------------------
+    @admin.display(description="state")
+    def state_pill(self, obj):
+        """The one answer of ``integrations.state`` (as on the dashboard, the setup page and the
+        API), as a coloured pill; its reason on hover."""
+        state = state_of_listed(obj)
+        return format_html('<span class="state {}" title="{}">{}</span>', state.key, state.reason, state.label)
+
     @admin.display(description="state")
     def state_display(self, obj):
         state = state_of(obj)

@@ -16,6 +16,7 @@ from integrations.http import ApiError, RateLimited
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
 from integrations.state import platform_state, state_of
+from integrations.tokens import setup_next_step
 from tenants.context import tenant_context
 from tenants.decorators import can_administer, outside_tenant_transaction, tenant_page
 from tenants.staff import ROTATE_SECRETS, acting_as_staff, staff_allowed
@@ -95,6 +96,8 @@ def render_setup(request, provider, integration, form, new_token: str = "", stat
         summary.append((provider.webhook_secret_label, (integration.masked("webhook_secret") if integration else "") or "not set"))
     response = render(request, "integrations/setup.html", {
         "summary": summary, "new_token": new_token,
+        "token_heading": f"Your new {provider.webhook_secret_label.lower()}",
+        "token_next_step": setup_next_step(provider, has_url=bool(url)),
         "state": state_of(integration) if integration else platform_state(provider, None),
         "section": "dashboard", "provider": provider, "integration": integration, "form": form,
         "webhook_url": url, "steps": provider.setup_steps(url) if url else provider.setup_steps(""),

@@ -1,6 +1,7 @@
 """The operators' daily tools: test events, token rotation, tenant health columns, and list pages
 whose cost does not grow with their rows."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,10 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from conftest import SHARED_WEBHOOK_SECRET, assert_token_shown_once_and_never_stored
 from contacts.models import Contact, Payment, PendingSignup
 from integrations.models import TenantIntegration
 from integrations.providers.base import TEST_EVENT_TYPE
 from integrations.registry import PROVIDERS
+from integrations.state import LABELS, state_of
 from tenants.context import operator_context, tenant_context
 from tenants.models import Tenant
 from webhooks.models import WebhookLog
@@ -74,23 +77,61 @@ def test_actions_only_answer_post(oscar, world):
         assert oscar.get(reverse(f"admin:integrations_tenantintegration_{name}", args=[integration.pk])).status_code == 405
 
 
-def test_rotating_a_token_shows_it_once_and_keeps_the_old_one_24h(oscar, world):
+def test_rotating_a_token_shows_it_once_in_its_box_and_keeps_the_old_one_24h(oscar, world):
     old = "manychat-secret-of-acme-0123456789"
     integration = connect(world.acme, "manychat", old)
     url = reverse("admin:integrations_tenantintegration_rotate_token", args=[integration.pk])
-    response = oscar.post(url, {"next": reverse("admin:tenants_tenant_change", args=[world.acme.pk])}, follow=True)
-    assert response.redirect_chain[-1][0] == reverse("admin:tenants_tenant_change", args=[world.acme.pk])
+    tenant_page = reverse("admin:tenants_tenant_change", args=[world.acme.pk])
+    response = oscar.post(url, {"next": tenant_page})
     rotated = integration_of(world.acme, "manychat")
     assert rotated.webhook_secret != old
-    (shown,) = [m for m in messages_of(response) if "shown only this once" in m]
-    assert shown.endswith(rotated.webhook_secret)
+    assert_token_shown_once_and_never_stored(oscar, response, rotated.webhook_secret)
+    text = response.content.decode()
+    assert "The old token keeps working for 24 h more." in text  # beside it: the next step and the grace
+    assert f'href="{tenant_page}" data-testid="token-done"' in text  # "Done" goes back where it came from
     secrets = rotated.valid_webhook_secrets()
     assert secrets == [rotated.webhook_secret, old]
     assert rotated.valid_webhook_secrets(now=timezone.now() + timedelta(hours=25)) == [rotated.webhook_secret]
     # Recorded by name; the page afterwards does not show it again.
     entry = LogEntry.objects.latest("action_time")
     assert "webhook_secret" in entry.change_message and rotated.webhook_secret not in entry.change_message
-    assert rotated.webhook_secret not in oscar.get(reverse("admin:tenants_tenant_change", args=[world.acme.pk])).text
+    assert rotated.webhook_secret not in oscar.get(tenant_page).text
+
+
+def test_rotating_from_the_list_shows_each_new_token_once(oscar, world):
+    acme, globex = integration_of(world.acme, "manychat"), integration_of(world.globex, "manychat")
+    stripe = connect_for_test(world.acme, "stripe")  # a signing secret: refused, said in a message
+    response = oscar.post(reverse("admin:integrations_tenantintegration_changelist"), {
+        "action": "rotate_tokens", "_selected_action": [acme.pk, globex.pk, stripe.pk],
+    })
+    tokens = [integration_of(tenant, "manychat").webhook_secret for tenant in (world.acme, world.globex)]
+    assert SHARED_WEBHOOK_SECRET not in tokens and tokens[0] != tokens[1]
+    text = response.content.decode()
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    assert [text.count(token) for token in tokens] == [1, 1]
+    assert text.count('data-testid="new-token"') == 2
+    assert f'id="new-token-{acme.pk}"' in text and f'id="new-token-{globex.pk}"' in text
+    shown = messages_of(response)
+    assert any("enter the new one" in m for m in shown) and not [m for m in shown if any(t in m for t in tokens)]
+    assert not [t for t in tokens if t in repr(dict(oscar.session.items())) or t in str(oscar.cookies)]
+
+
+def test_the_integration_list_shows_each_ones_state_as_everywhere_else(oscar, world):
+    connect_for_test(world.acme, "stripe")  # connected, nothing received
+    with tenant_context(world.globex):  # globex's ManyChat: failing (deliveries died today)
+        WebhookLog.objects.create(source="manychat", event_id="dead-1", body=b"{}", status=WebhookLog.Status.DEAD)
+    with tenant_context(world.acme):  # acme's ManyChat: receiving; its Zoom: switched off
+        TenantIntegration.objects.filter(provider="manychat").update(last_event_at=timezone.now())
+        TenantIntegration.objects.create(provider="zoom", is_active=False)
+    response = oscar.get(reverse("admin:integrations_tenantintegration_changelist"))
+    text = response.content.decode()
+    with operator_context("test: states"):
+        expected = sorted(state_of(i).key for i in TenantIntegration.objects.select_related("tenant"))
+    assert expected == ["connected", "failing", "not-connected", "receiving"]
+    pills = re.findall(r'<span class="state ([a-z-]+)" title="[^"]*">([^<]+)</span>', text)
+    assert sorted(key for key, _ in pills) == expected
+    assert {key: label for key, label in pills} == {key: LABELS[key] for key in expected}
+    assert 'class="column-state_pill' in text and "engarde-admin.css" in text
 
 
 def test_a_signing_secret_is_not_rotated_by_us(oscar, world):

@@ -146,3 +146,50 @@ def test_screenshots_of_every_tenant_page_and_the_admin_tenant_page(site, world,
                 if width >= 1280 and (boxes := page.evaluate(SCROLLED_BOXES)):
                     problems.append(f"{path} at {width} px has boxes that scroll sideways: {boxes}")
     assert not problems, "\n".join(problems)
+
+
+def test_a_token_rotated_in_the_admin_is_shown_once_in_its_box_and_the_list_shows_states(site, world, new_context):
+    """The operator presses "Rotate token" on the tenant's admin page: the answer is the box with
+    the token, its copy button and the next step, at 1280 and 390 px without sideways scrolling;
+    "Done" goes back to the tenant's page, which does not show it again. The integration list
+    shows each one's state as a pill and fits 1280 px."""
+    from integrations.models import TenantIntegration
+
+    context = new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto("/admin/login/")
+    page.fill("#id_username", "oscar")
+    page.fill("#id_password", "pw-oscaroscar")
+    page.get_by_role("button", name=re.compile("Log in", re.I)).click()
+    page.goto(f"/admin/tenants/tenant/{world.acme.pk}/change/")
+    page.get_by_role("button", name="Rotate token (24 h grace)").first.click()
+    box = page.get_by_test_id("new-token")
+    expect(box).to_contain_text("Shown only this once.")
+    with tenant_context(world.acme):
+        token = TenantIntegration.objects.get(provider="manychat").webhook_secret
+    expect(box.locator("input")).to_have_value(token)
+    expect(box).to_contain_text("The old token keeps working for 24 h more.")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    problems = []
+    for label, width, height in WIDTHS:
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=SCREENSHOTS / f"admin-new-token-{label}.png", full_page=True)
+        if (overflow := page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")) > 0:
+            problems.append(f"the token page at {width} px scrolls sideways by {overflow} px")
+        if cut := page.evaluate(CUT_OFF):
+            problems.append(f"the token page at {width} px cuts off {cut}")
+    box.get_by_role("button", name="Copy token").click()
+    expect(box.get_by_role("button", name="Copied")).to_be_visible()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_test_id("token-done").click()
+    expect(page).to_have_url(re.compile(f"/admin/tenants/tenant/{world.acme.pk}/change/$"))
+    assert token not in page.content()
+
+    page.goto("/admin/integrations/tenantintegration/")
+    expect(page.locator("td.field-state_pill span.state").first).to_be_visible()
+    page.screenshot(path=SCREENSHOTS / "admin-integrations-desktop.png", full_page=True)
+    if (overflow := page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")) > 0:
+        problems.append(f"the integration list at 1280 px scrolls sideways by {overflow} px")
+    if boxes := page.evaluate(SCROLLED_BOXES):
+        problems.append(f"the integration list at 1280 px has boxes that scroll sideways: {boxes}")
+    assert not problems, "\n".join(problems)

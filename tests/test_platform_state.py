@@ -28,9 +28,13 @@ class PullingProvider:
     label, syncs = "Meta Ads", True
 
 
+#: What every TenantIntegration has for its pull sync, as a new one has it.
+SYNC_DEFAULTS = {"last_synced_at": None, "last_sync_error": "", "last_sync_error_at": None, "sync_disabled_reason": ""}
+
+
 def integration(**fields):
     values = {"is_active": True, "last_error": "", "last_error_at": None, "last_event_at": None,
-              "missing_labels": lambda: []}
+              "missing_labels": lambda: [], **SYNC_DEFAULTS}
     values.update(fields)
     return SimpleNamespace(**values)
 
@@ -56,11 +60,24 @@ def test_the_states(made, stats, expected):
     ({"last_synced_at": NOW, "last_sync_error": "Meta answered 500.", "last_sync_error_at": NOW - timedelta(hours=7)},
      "connected", ""),
     ({"sync_disabled_reason": "The access token was revoked."}, "sync-failing", "Update the credentials"),
-    ({}, "connected", ""),  # before the sync fields exist: read with defaults
+    ({}, "connected", ""),  # a new integration: never synced, nothing wrong
 ])
 def test_sync_failing_for_pulled_platforms(fields, expected, words):
     state = platform_state(PullingProvider(), integration(**fields))
     assert state.key == expected and words in state.reason
+
+
+def test_the_sync_fields_are_read_from_the_model_not_guessed_with_defaults():
+    """A sync field renamed or missing is an error, not a silent "connected"; and the names read
+    are the model's own."""
+    for name in SYNC_DEFAULTS:
+        without = integration(last_sync_error="Meta answered 500.")  # so that every field is read
+        delattr(without, name)
+        with pytest.raises(AttributeError, match=name):
+            platform_state(PullingProvider(), without)
+    model_fields = {field.name for field in TenantIntegration._meta.get_fields()}
+    assert set(SYNC_DEFAULTS) <= model_fields
+    assert {name: TenantIntegration._meta.get_field(name).get_default() for name in SYNC_DEFAULTS} == SYNC_DEFAULTS
 
 
 def test_a_platform_that_does_not_pull_never_shows_sync_failing():

@@ -395,6 +395,10 @@ ZOOM_SYNC_INTERVAL_MINUTES = env.float("ZOOM_SYNC_INTERVAL_MINUTES", default=30.
 ZOOM_LOOKBACK_DAYS = env.int("ZOOM_LOOKBACK_DAYS", default=30)
 ZOOM_MAX_PAGES = env.int("ZOOM_MAX_PAGES", default=100)
 
+# Easy!Appointments' API (integrations/providers/easyappointments/client.py, reports/bookings.py):
+# at most EASYAPPOINTMENTS_MAX_PAGES pages (of 100 rows) per list in one request.
+EASYAPPOINTMENTS_MAX_PAGES = env.int("EASYAPPOINTMENTS_MAX_PAGES", default=50)
+
 # --- Weekly reports (reports/) ---------------------------------------------------------------------
 # A report claimed ("sending") longer ago than this belongs to a crashed worker and is taken again.
 REPORT_STALE_AFTER_SECONDS = env.int("REPORT_STALE_AFTER_SECONDS", default=900)

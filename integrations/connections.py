@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 
 from integrations.models import TenantIntegration
+from webhooks.redaction import known_secrets
 
 #: Encrypted columns of an integration: never loaded unless a fetcher needs the credentials.
 WEBHOOK_SECRETS = ("webhook_secret", "previous_webhook_secret")
@@ -30,3 +31,10 @@ class TenantIntegrations:
 
     def processing_failed(self, source: str, message: str, at: datetime) -> None:
         TenantIntegration.objects.filter(provider=source).update(last_error=message, last_error_at=at)
+
+    def secrets(self, source: str) -> list[str]:
+        integration = TenantIntegration.objects.filter(provider=source).first()
+        if integration is None:
+            return []
+        held = [value for value in (integration.credentials or {}).values() if isinstance(value, str)]
+        return known_secrets(integration) + held

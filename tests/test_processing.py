@@ -154,6 +154,22 @@ def test_a_failing_handler_leaves_the_row_failed_with_its_reason(stripe, fail):
     assert integration_of(stripe.globex, "flaky").last_error == ""
 
 
+def test_a_failure_that_quotes_a_secret_of_the_tenant_is_stored_without_it(stripe, fail, monkeypatch):
+    """An exception's text can quote what a handler sent a platform (a URL with a key, a header):
+    the stored reason, the traceback and the integration's last error never keep the secret."""
+
+    def leaky_order(event) -> None:
+        raise ApiError(f"Flaky answered 503 to GET /v1/orders/1?key={FLAKY_TOKEN}")
+
+    monkeypatch.setitem(PROVIDERS["flaky"].handlers, "order", leaky_order)
+    row = fail(stripe.acme)
+    assert row.status == WebhookLog.Status.FAILED
+    assert FLAKY_TOKEN not in row.error and FLAKY_TOKEN not in row.traceback
+    assert row.error == "ApiError: Flaky answered 503 to GET /v1/orders/1?key=[redacted]"
+    assert "[redacted]" in row.traceback
+    assert FLAKY_TOKEN not in integration_of(stripe.acme, "flaky").last_error
+
+
 def test_in_process_mode_leaves_a_failure_for_the_sweeper_or_a_replay(stripe, fail):
     """``apply()`` is the in-process mode (no broker): it never waits for a backoff. The row stays
     ``failed`` (for the sweeper or a replay) until it has had as many attempts as a worker would

@@ -9,6 +9,7 @@ is processed in its own tenant's context). Rejected rows and rows no handler tak
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.contrib.auth import get_permission_codename
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -65,8 +66,8 @@ class WebhookLogAdmin(admin.ModelAdmin):
 
     # Deleting stays allowed (deleting a tenant in the admin needs it for the tenant's rows), but
     # there is no bulk "delete" action: the log is the record, retention prunes it.
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
         actions.pop("delete_selected", None)
         return actions
 

@@ -123,3 +123,7 @@ class Connections(Protocol):
 
     def processing_failed(self, source: str, message: str, at: datetime) -> None:
         """Processing a delivery of ``source`` failed with ``message`` (the "last error")."""
+
+    def secrets(self, source: str) -> list[str]:
+        """Every secret value held for the tenant's ``source`` (webhook secrets, credentials):
+        what a stored failure reason or traceback must not show. Empty when there is none."""

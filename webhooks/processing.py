@@ -33,6 +33,7 @@ from tenants.context import tenant_context
 from webhooks import sources
 from webhooks.contract import Event, Handler, Malformed, PermanentError, Source
 from webhooks.models import WebhookLog
+from webhooks.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +137,14 @@ def record_failure(log_id: int, tenant_id: str, error: BaseException, final: boo
         )
     else:
         status = Value(WebhookLog.Status.DEAD if final else WebhookLog.Status.FAILED)
-    message = reason_of(error)
     with tenant_context(tenant_id):
+        # An exception's text may quote what a handler sent a platform: no credential of the
+        # tenant's stays in the stored reason, the traceback or the integration's last error.
+        source = WebhookLog.objects.filter(pk=log_id).values_list("source", flat=True).first()
+        held = sources.connections().secrets(source) if source else []
+        message, trace = redact_text(reason_of(error), held), redact_text(traceback_of(error), held)
         counted = WebhookLog.objects.filter(pk=log_id, status__in=PROCESSABLE).update(
-            status=status, attempts=F("attempts") + 1, error=message, traceback=traceback_of(error),
+            status=status, attempts=F("attempts") + 1, error=message, traceback=trace,
             updated_at=timezone.now(),
         )
         # Nothing counted: another delivery of the task finished the row meanwhile; not a failure.

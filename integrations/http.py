@@ -5,7 +5,10 @@ task can come back later instead of holding a worker in a sleep.
 """
 
 import ipaddress
+import math
 import socket
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -22,7 +25,12 @@ class RateLimited(Exception):
 
 
 class ApiError(Exception):
-    """A platform answered with an error. The message never carries credentials."""
+    """A platform answered with an error. The message never carries credentials. ``status``: the
+    HTTP status when there was an answer; ``retry_after``: the wait the answer asked for, if any."""
+
+    def __init__(self, message: str = "", status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
 
 
 class TimeoutSession(requests.Session):
@@ -67,14 +75,52 @@ def make_session(total_retries: int = 3, adapter_class: type[HTTPAdapter] = HTTP
     return session
 
 
-def retry_after_seconds(response, *header_names: str, default: float = 10.0) -> float:
-    for name in (*header_names, "Retry-After"):
-        value = response.headers.get(name)
-        if value:
+#: The longest wait a platform's Retry-After may ask for (a daily limit names the next midnight).
+MAX_RETRY_AFTER = 2 * 86400.0
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait, from a ``Retry-After``-like value: seconds (RFC 9110), an HTTP date (RFC
+    9110 too), an ISO 8601 time (Zoom's daily limits) or epoch seconds or milliseconds; at least 1,
+    at most ``MAX_RETRY_AFTER``. ``None`` when the value says nothing readable (empty, NaN, words)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    now = now or datetime.now(timezone.utc)
+    when = None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    if seconds is not None:
+        if math.isnan(seconds):
+            return None
+        if seconds > 1e12:  # epoch milliseconds
+            when = datetime.fromtimestamp(min(seconds / 1000, 1e11), timezone.utc)
+        elif seconds > 1e9:  # epoch seconds
+            when = datetime.fromtimestamp(min(seconds, 1e11), timezone.utc)
+        else:
+            return min(max(seconds, 1.0), MAX_RETRY_AFTER)
+    else:
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
             try:
-                return max(float(value), 1.0)
-            except ValueError:
-                continue
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+    return min(max((when - now).total_seconds(), 1.0), MAX_RETRY_AFTER)
+
+
+def retry_after_seconds(response, *header_names: str, default: float = 10.0, now: datetime | None = None) -> float:
+    """The wait a response asks for: the first readable of ``header_names`` (a platform's own
+    reset header), then ``Retry-After``; ``default`` when none says."""
+    for name in (*header_names, "Retry-After"):
+        seconds = parse_retry_after(response.headers.get(name), now)
+        if seconds is not None:
+            return seconds
     return default
 
 

@@ -28,6 +28,10 @@ REFUSED = (401, 403, 404)
 class LookupRefused(Exception):
     """Stripe will not show this object to this key; the message says which and why."""
 
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
 
 class StripeApi:
     def __init__(self, secret_key: str, tenant_id, session=None):
@@ -35,21 +39,26 @@ class StripeApi:
         self.session = session or make_session()
         self.session.headers.update({"Authorization": f"Bearer {secret_key}"})
 
-    def get(self, path: str, **params) -> dict:
-        """``GET <STRIPE_API_BASE><path>``; the message of a failure names the path, never the key."""
+    def get(self, path: str, params: dict | None = None) -> dict:
+        """``GET <STRIPE_API_BASE><path>``; the message of a failure names the path, never the key.
+        ``RateLimited`` for a 429, ``LookupRefused`` for what no retry changes (401, 403, 404),
+        ``ApiError`` (with the status and any Retry-After) for the rest; the session's own
+        exceptions (``requests.RequestException``) when Stripe could not be reached."""
         response = self.session.get(f"{settings.STRIPE_API_BASE}{path}", params=params or None, allow_redirects=False)
-        if response.status_code == 429:
+        status = response.status_code
+        if status == 429:
             raise RateLimited(retry_after_seconds(response))
-        if response.status_code in REFUSED:
-            raise LookupRefused(f"Stripe answered {response.status_code} to GET {path} (see the key's permissions)")
-        if not 200 <= response.status_code < 300:
-            raise ApiError(f"Stripe answered {response.status_code} to GET {path}")
+        if status in REFUSED:
+            raise LookupRefused(f"Stripe answered {status} to GET {path} (see the key's permissions)", status)
+        if not 200 <= status < 300:
+            raise ApiError(f"Stripe answered {status} to GET {path}", status,
+                           retry_after_seconds(response, default=0) or None)
         try:
             answer = response.json()
         except ValueError:
-            raise ApiError(f"Stripe answered GET {path} with something that is not JSON") from None
+            raise ApiError(f"Stripe answered GET {path} with something that is not JSON", status) from None
         if not isinstance(answer, dict):
-            raise ApiError(f"Stripe answered GET {path} with something that is not an object")
+            raise ApiError(f"Stripe answered GET {path} with something that is not an object", status)
         return answer
 
     def customer(self, customer_id: str) -> dict:
@@ -68,7 +77,7 @@ class StripeApi:
 
     def invoice_payment_intent(self, invoice_id: str) -> str:
         """The PaymentIntent that paid the invoice (basil and later: ``/v1/invoice_payments``)."""
-        answer = self.get("/v1/invoice_payments", invoice=invoice_id, limit=10)
+        answer = self.get("/v1/invoice_payments", {"invoice": invoice_id, "limit": 10})
         payments = [p for p in answer.get("data") or [] if isinstance(p, dict)]
         paid = [p for p in payments if p.get("status") == "paid"] or payments
         for entry in paid:

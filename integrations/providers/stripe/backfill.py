@@ -33,7 +33,8 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from integrations.http import make_session, retry_after_seconds
+from integrations.http import ApiError, RateLimited, make_session
+from integrations.providers.stripe.api import LookupRefused, StripeApi
 from integrations.sync import PermanentSyncError, SyncResult, TransientSyncError, checkpoint
 from webhooks.ingest import store_fetched
 
@@ -67,7 +68,7 @@ class StripeBackfill:
         self.now = now or timezone.now()
         self.provider = integration.provider_obj
         self.groups = handled_type_groups(self.provider)
-        self.session = None
+        self.api = None
 
     def run(self) -> SyncResult:
         key = self.integration.value("secret_key")
@@ -76,8 +77,7 @@ class StripeBackfill:
         # No retries inside the session: a 429 or 5xx ends this run as a TransientSyncError and the
         # sync task comes back with backoff (never sooner than Stripe's Retry-After), instead of a
         # worker sleeping through Stripe's wait. The stored cursor makes the next run resume here.
-        self.session = make_session(total_retries=0)
-        self.session.headers["Authorization"] = f"Bearer {key}"
+        self.api = StripeApi(key, self.integration.tenant_id, session=make_session(total_retries=0))
         cursor = dict(self.integration.sync_cursor or {})
         run = self._resume_or_start(cursor)
         restarted = False
@@ -134,30 +134,24 @@ class StripeBackfill:
         if run["after"]:
             params["starting_after"] = run["after"]
         try:
-            response = self.session.get(f"{settings.STRIPE_API_BASE}{PATH}", params=params, allow_redirects=False)
+            return self.api.get(PATH, params)
         except requests.RequestException as exc:
             raise TransientSyncError(f"Stripe could not be reached ({exc.__class__.__name__})") from None
-        status = response.status_code
-        if status == 401:
-            raise PermanentSyncError("Stripe refused the secret key (401): enter a current secret or restricted key.")
-        if status == 403:
-            raise PermanentSyncError("the secret key may not list events (403): give the restricted key Read on "
-                                     "Events, or enter another key.")
-        if status == 404 and run["after"]:
-            raise _PositionGone
-        if status == 429:
+        except RateLimited as exc:
             raise TransientSyncError(f"Stripe is rate-limiting the backfill (429 to GET {PATH})",
-                                     retry_after=retry_after_seconds(response))
-        if not 200 <= status < 300:
-            wait = retry_after_seconds(response, default=0) or None
-            raise TransientSyncError(f"Stripe answered {status} to GET {PATH}", retry_after=wait)
-        try:
-            page = response.json()
-        except ValueError:
-            raise TransientSyncError(f"Stripe answered GET {PATH} with something that is not JSON") from None
-        if not isinstance(page, dict):
-            raise TransientSyncError(f"Stripe answered GET {PATH} with something that is not a list")
-        return page
+                                     retry_after=exc.retry_after) from None
+        except LookupRefused as exc:
+            if exc.status == 401:
+                raise PermanentSyncError("Stripe refused the secret key (401): enter a current secret or restricted "
+                                         "key.") from None
+            if exc.status == 403:
+                raise PermanentSyncError("the secret key may not list events (403): give the restricted key Read on "
+                                         "Events, or enter another key.") from None
+            if run["after"]:  # 404 for the event the page starts after: it is older than Stripe keeps
+                raise _PositionGone from None
+            raise TransientSyncError(f"Stripe answered 404 to GET {PATH}") from None
+        except ApiError as exc:
+            raise TransientSyncError(str(exc), retry_after=exc.retry_after) from None
 
     def _storable(self, event: dict) -> bool:
         """An event of a type we handle, with an id and a time (the list is asked for those types

@@ -28,7 +28,6 @@ import logging
 import re
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from email.utils import parsedate_to_datetime
 from typing import Iterator
 from urllib.parse import quote, urlsplit
 
@@ -37,7 +36,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from integrations.crypto import DecryptionError, decrypt, encrypt
-from integrations.http import ApiError, RateLimited, make_session
+from integrations.http import MAX_RETRY_AFTER, ApiError, RateLimited, make_session, parse_retry_after
 from integrations.sync import PermanentSyncError, TransientSyncError
 
 log = logging.getLogger(__name__)
@@ -101,41 +100,17 @@ def reason_of(response, *secrets: str) -> str:
 
 def retry_after(headers, now: datetime | None = None) -> float:
     """Seconds to wait after a 429. Zoom's ``Retry-After`` may be seconds, an ISO 8601 time
-    (``2020-05-31T00:00:00Z``, for daily limits) or an HTTP date; without one a daily limit
-    (``X-RateLimit-Type: Daily-limit``) waits until midnight UTC, anything else a minute."""
+    (``2020-05-31T00:00:00Z``, for daily limits) or an HTTP date (``integrations.http`` reads them
+    all); without one a daily limit (``X-RateLimit-Type: Daily-limit``) waits until midnight UTC,
+    anything else a minute."""
     now = now or datetime.now(dt_timezone.utc)
-    value = (headers.get("Retry-After") or "").strip()
-    when = None
-    if value:
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = None
-        if seconds is not None and seconds == seconds:  # not NaN
-            if seconds > 1e12:  # epoch milliseconds
-                when = datetime.fromtimestamp(seconds / 1000, dt_timezone.utc)
-            elif seconds > 1e9:  # epoch seconds
-                when = datetime.fromtimestamp(seconds, dt_timezone.utc)
-            else:
-                return min(max(seconds, 1.0), 86400.0 * 2)
-        else:
-            when = _moment(value)
-    if when is None and (headers.get("X-RateLimit-Type") or "").lower().startswith("daily"):
-        when = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), dt_timezone.utc)
-    if when is None:
-        return DEFAULT_RATE_LIMIT_WAIT
-    return min(max((when - now).total_seconds(), 1.0), 86400.0 * 2)
-
-
-def _moment(value: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt_timezone.utc)
+    seconds = parse_retry_after(headers.get("Retry-After"), now)
+    if seconds is not None:
+        return seconds
+    if (headers.get("X-RateLimit-Type") or "").lower().startswith("daily"):
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), dt_timezone.utc)
+        return min(max((midnight - now).total_seconds(), 1.0), MAX_RETRY_AFTER)
+    return DEFAULT_RATE_LIMIT_WAIT
 
 
 # --- the token ------------------------------------------------------------------------------------

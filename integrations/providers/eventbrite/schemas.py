@@ -20,6 +20,9 @@ class Delivery(Schema):
 
 
 class Money(Schema):
+    """Eventbrite's money: ``value`` in minor units (5499), ``major_value`` the same as text
+    ("54.99"), ``display`` for people. ``value`` is what is booked."""
+
     currency: Currency
     value: MinorUnits = 0
 
@@ -38,12 +41,14 @@ class Profile(Schema):
 class Attendee(Schema):
     id: Id
     changed: Text = ""
+    created: Moment = None
     event_id: Text = ""
     order_id: Text = ""
     ticket_class_name: Text = ""
     status: Text = ""
     cancelled: bool = False
     refunded: bool = False
+    checked_in: bool = False
     profile: Profile = Profile()
     costs: Costs | None = None
 

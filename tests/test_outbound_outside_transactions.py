@@ -20,7 +20,8 @@ from django.db import connection, connections
 from django.test import Client
 
 from conftest import requires_postgres
-from contacts.models import PendingSignup
+from contacts.models import Contact, PendingSignup
+from integrations.providers.easyappointments.testing import TOKENS, connect_ea, fake_ea  # noqa: F401
 from integrations.models import TenantIntegration
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -169,3 +170,28 @@ def test_check_connection_calls_the_platform_outside_the_request_transaction(wor
         response = client.post("/setup/manychat/check/", follow=True)
     assert seen == [False]
     assert "ManyChat answered: page Acme page." in response.content.decode()
+
+
+@committed
+def test_easyappointments_looks_a_customer_up_outside_any_transaction(tenant, fake_ea, monkeypatch):
+    """A bare E!A appointment (only ``id_users_customer``) is completed with ``GET
+    /customers/{id}`` in the fetch phase: the look-up is made with no transaction open."""
+    from integrations.providers.easyappointments.client import EasyAppointmentsClient
+
+    connect_ea(tenant, fake_ea, token=TOKENS["acme"])  # reads the fake's acme installation
+    seen, real_get = [], EasyAppointmentsClient.get
+
+    def spy(self, resource, params=None):
+        seen.append((resource, connection.in_atomic_block))  # the calling thread's connection, now
+        return real_get(self, resource, params)
+
+    monkeypatch.setattr(EasyAppointmentsClient, "get", spy)
+    with tenant_context(tenant):
+        row = WebhookLog.objects.create(
+            source="easyappointments", event_id="appointment_save:9:x", event_type="appointment_save",
+            body=json.dumps({"action": "appointment_save", "payload": {
+                "id": 9, "start_datetime": "2026-12-01 09:00:00", "id_users_customer": 1}}).encode())
+    assert process_webhook.apply(args=(row.pk, str(tenant.pk))).get() == "processed"
+    assert seen == [("customers/1", False)]
+    with tenant_context(tenant):
+        assert Contact.objects.filter(email="jordan.blake@acme.example", source="easyappointments").exists()

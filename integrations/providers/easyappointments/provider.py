@@ -8,7 +8,7 @@ object's id and the body's hash. The same bytes twice are one event; any change 
 
 from integrations.http import call_json, ensure_public_https, pinned_session
 from integrations.providers.base import TEST_EVENT_TYPE, CredentialField, Provider, WebhookAuth, body_hash
-from integrations.providers.easyappointments.handlers import HANDLERS, IGNORED_EVENTS
+from integrations.providers.easyappointments.handlers import FETCHERS, HANDLERS, IGNORED_EVENTS
 from integrations.providers.easyappointments.schemas import SCHEMAS
 from integrations.providers.validators import http_url
 
@@ -25,6 +25,7 @@ class EasyAppointmentsProvider(Provider):
         CredentialField("password", "API password or token", required=False),
     )
     handlers = HANDLERS
+    fetchers = FETCHERS
     schemas = SCHEMAS
     ignored_events = IGNORED_EVENTS
     # E!A 1.5.0 sends no header at all; 1.5.1+ sends one whose name the admin chooses.
@@ -54,8 +55,9 @@ class EasyAppointmentsProvider(Provider):
             "company network (or on plain http inside it): ask your En Garde operators to enter the URL for you; "
             "they can allow that network.",
             "E!A sends each event once and does not retry: check this tenant's webhook log after a test booking. "
-            "The appointment must carry its customer (e-mail, names, phone); a payload without one is marked "
-            "malformed with that reason.",
+            "An appointment that names its customer only by id is completed with a look-up of "
+            "/index.php/api/v1/customers/{id} with the API user or token entered here; without them such a "
+            "delivery fails with that reason (replay it once they are entered).",
         ]
 
     def check_connection(self, integration) -> str:

@@ -11,6 +11,7 @@ def _either(*names: str):
 
 
 class Person(Schema):
+    id: Text = ""
     email: Email = ""
     first_name: Text = _either("firstName", "first_name")
     last_name: Text = _either("lastName", "last_name")
@@ -25,6 +26,8 @@ class Appointment(Schema):
     id: Id
     start: Text = _either("start", "start_datetime")
     end: Text = _either("end", "end_datetime")
+    #: The customer's id, which is all that upstream E!A's bare database row carries.
+    customer_id: Text = _either("customerId", "id_users_customer")
     customer: Person | None = None
     service: Service | None = None
     provider: Person | None = None

@@ -34,17 +34,19 @@ def fake_ea(settings):
         yield server
 
 
-def connect_ea(tenant, server, *, by_operator: bool = True, url: str | None = None) -> TenantIntegration:
+def connect_ea(tenant, server, *, by_operator: bool = True, url: str | None = None,
+               token: str | None = None) -> TenantIntegration:
     """The tenant's E!A integration pointing at ``server`` (acme: token; globex: user and password)."""
     if tenant.slug in USERS:
         username, password = USERS[tenant.slug]
     else:
-        username, password = "", TOKENS.get(tenant.slug, "ea-unknown-token-000000000")
+        username, password = "", token or TOKENS.get(tenant.slug, "ea-unknown-token-000000000")
     with tenant_context(tenant):
         integration, _ = TenantIntegration.objects.get_or_create(provider="easyappointments")
         integration.set_values({"url": url or server.url, "username": username, "password": password},
                                by_operator=by_operator)
-        integration.set_webhook_secret(f"ea-webhook-{tenant.slug}-0123456789abcdef")
+        if not integration.webhook_secret:
+            integration.set_webhook_secret(f"ea-webhook-{tenant.slug}-0123456789abcdef")
         integration.is_active = True
         integration.save()
         return integration

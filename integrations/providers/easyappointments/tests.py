@@ -1,6 +1,9 @@
 import json
 
+import pytest
+
 from integrations.providers.base import body_hash
+from integrations.providers.easyappointments.testing import TOKENS, connect_ea, fake_ea  # noqa: F401
 from webhooks.models import WebhookLog
 from webhooks.testing import WebhookSecuritySuite, fixture_bytes, fixture_names, rows
 
@@ -55,14 +58,67 @@ class TestEasyAppointments(WebhookSecuritySuite):
         assert (contact.source, contact.activity) == ("easyappointments", [])
         assert self.contact(self.world.globex, "casey.morgan@example.com") is None
 
-    def test_appointment_without_a_customer_is_malformed_with_a_reason(self, hooks):
-        """Upstream E!A may send the bare database row (only id_users_customer)."""
+    def test_appointment_with_only_a_customer_id_and_no_api_access_is_dead_with_a_reason(self, hooks):
+        """Upstream E!A may send the bare database row (only id_users_customer); without the API
+        password or token there is nobody to look up."""
         body = json.dumps({"action": "appointment_save", "payload": {
             "id": 7, "start_datetime": "2025-11-27 10:00:00", "id_users_customer": 311}}).encode()
         self.deliver(body)
         (row,) = rows(self.world.acme, source="easyappointments")
-        assert row.status == WebhookLog.Status.MALFORMED and row.attempts == 1, row.error
-        assert row.error.startswith("the Easy!Appointments payload has no `payload.customer.email`")
+        assert row.status == WebhookLog.Status.DEAD and row.attempts == 1, row.error
+        assert row.error.startswith("the delivery names customer 311 only by id, and Easy!Appointments is not set up")
+
+    def test_appointment_with_neither_customer_nor_id_is_malformed(self, hooks):
+        body = json.dumps({"action": "appointment_save", "payload": {"id": 7, "start": "2025-11-27 10:00:00"}}).encode()
+        self.deliver(body)
+        (row,) = rows(self.world.acme, source="easyappointments")
+        assert row.status == WebhookLog.Status.MALFORMED, row.error
+        assert row.error == ("the Easy!Appointments payload has no `payload.customer.email` and no customer id to "
+                             "look it up by")
+
+    @pytest.mark.parametrize("field", ["id_users_customer", "customerId"])
+    def test_a_bare_appointment_looks_its_customer_up_at_its_own_tenant(self, hooks, fake_ea, field):
+        connect_ea(self.world.acme, fake_ea)
+        connect_ea(self.world.globex, fake_ea)
+        body = json.dumps({"action": "appointment_save", "payload": {
+            "id": 7, "start_datetime": "2025-12-01 09:00:00", field: 2}}).encode()
+        self.deliver(body)
+        self.deliver(body, tenant=self.world.globex)
+        (row,) = rows(self.world.acme, source="easyappointments")
+        assert row.status == WebhookLog.Status.PROCESSED, row.error
+        acme = self.contact(self.world.acme, "casey.morgan@acme.example")
+        assert (acme.first_name, acme.last_name, acme.phone, acme.source) == ("Casey", "Morgan", "+441632960002",
+                                                                             "easyappointments")
+        assert [e["appointment_id"] for e in acme.activity] == ["7"]
+        assert self.contact(self.world.acme, "casey.morgan@globex.example") is None
+        assert self.contact(self.world.globex, "casey.morgan@globex.example") is not None
+        assert [(r["path"], r["auth"]) for r in fake_ea.requests] == [
+            ("/index.php/api/v1/customers/2", "bearer"), ("/index.php/api/v1/customers/2", "basic")]
+
+    def test_a_customer_save_with_only_an_id_is_looked_up(self, hooks, fake_ea):
+        connect_ea(self.world.acme, fake_ea)
+        self.deliver(b'{"action": "customer_save", "payload": {"id": 3}}')
+        assert self.contact(self.world.acme, "robin.lee@acme.example") is not None
+
+    def test_a_payload_with_its_customer_calls_nobody(self, hooks, fake_ea):
+        connect_ea(self.world.acme, fake_ea)
+        self.deliver("appointment_save")
+        assert fake_ea.requests == []
+
+    @pytest.mark.parametrize("status, outcome, reason", [
+        (401, WebhookLog.Status.DEAD, "looking up customer 2: Easy!Appointments refused the API token (401"),
+        (404, WebhookLog.Status.DEAD, "looking up customer 2: Easy!Appointments answered 404 to GET "
+                                      "/index.php/api/v1/customers/2"),
+        (429, WebhookLog.Status.FAILED, "TransientSyncError: Easy!Appointments is rate-limiting us"),
+        (503, WebhookLog.Status.FAILED, "TransientSyncError: Easy!Appointments answered 503"),
+    ])
+    def test_a_failed_look_up(self, hooks, fake_ea, status, outcome, reason):
+        connect_ea(self.world.acme, fake_ea)
+        fake_ea.fail("/customers/", status=status, times=10, headers={"Retry-After": "5"})
+        self.deliver(b'{"action": "appointment_save", "payload": {"id": 8, "start": "2025-12-01 09:00:00", "customerId": 2}}')
+        (row,) = rows(self.world.acme, source="easyappointments")
+        assert row.status == outcome and row.error.startswith(reason), row.error
+        assert TOKENS["acme"] not in row.error + row.traceback
 
     def test_other_actions_are_stored_as_ignored(self, hooks):
         self.deliver(b'{"action": "service_save", "payload": {"id": 1, "name": "Massage"}}')

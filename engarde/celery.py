@@ -20,6 +20,7 @@ QUEUES = ("webhooks", "sync", "reports", "default")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = "default"
 app.conf.task_routes = {
+    "integrations.notify_operators": {"queue": "default"},  # an e-mail, not outbound API work
     "webhooks.*": {"queue": "webhooks"},
     "integrations.*": {"queue": "sync"},
     "reports.*": {"queue": "reports"},
@@ -39,3 +40,4 @@ app.conf.beat_schedule = {
 }
 app.autodiscover_tasks()
 app.autodiscover_tasks(["webhooks"], related_name="retention")
+app.autodiscover_tasks(["integrations"], related_name="notifications")

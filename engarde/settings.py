@@ -206,6 +206,9 @@ if _email_backend == "django.core.mail.backends.smtp.EmailBackend":
 MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="En Garde <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Operators told when a tenant's integration starts failing, has dead rows, or recovers
+# (integrations/notifications.py). Empty: nobody is mailed.
+ADMIN_NOTIFICATION_EMAILS = env.list("ADMIN_NOTIFICATION_EMAILS", default=[])
 ANYMAIL = {"BREVO_API_KEY": env.str("BREVO_API_KEY", default="")}
 
 # --- Celery ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 
+from integrations import notifications
 from integrations.models import TenantIntegration
 from webhooks.redaction import known_secrets
 
@@ -28,9 +29,14 @@ class TenantIntegrations:
         TenantIntegration.objects.filter(pk=connection.pk).filter(
             Q(last_event_at__isnull=True) | Q(last_event_at__lt=at - LAST_EVENT_EVERY)
         ).update(last_event_at=at)
+        if connection.notified_state != notifications.OK:  # operators were told of a problem: over?
+            notifications.review(connection.pk, connection.tenant_id)
 
-    def processing_failed(self, source: str, message: str, at: datetime) -> None:
-        TenantIntegration.objects.filter(provider=source).update(last_error=message, last_error_at=at)
+    def processing_failed(self, source: str, message: str, at: datetime, dead: bool = False) -> None:
+        rows = TenantIntegration.objects.filter(provider=source)
+        rows.update(last_error=message, last_error_at=at)
+        for pk, tenant_id in rows.values_list("pk", "tenant_id"):
+            notifications.review(pk, tenant_id, dead=dead)
 
     def secrets(self, source: str) -> list[str]:
         integration = TenantIntegration.objects.filter(provider=source).first()

@@ -58,6 +58,12 @@ class TenantIntegration(TenantOwned):
         help_text="Values last set by an operator (admin, connect_integration), not a tenant user: only those "
                   "may point inside OUTBOUND_PRIVATE_NETWORKS.",
     )
+    # What operators were last told about this integration (integrations/notifications.py): the
+    # conditional update on it lets one worker, and one only, send the e-mail of a state change.
+    notified_state = models.CharField(
+        max_length=16, default="ok", editable=False,
+        help_text="The state operators were last e-mailed about: ok, failing or dead.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -119,10 +119,12 @@ class Connections(Protocol):
         Raises when the tenant has none (a transient failure: the tenant may reconnect)."""
 
     def event_processed(self, connection: Connection, at: datetime) -> None:
-        """A delivery was processed at ``at`` (the "last event" the dashboard shows)."""
+        """A delivery was processed at ``at`` (the "last event" the dashboard shows); operators
+        told of a problem hear of the recovery."""
 
-    def processing_failed(self, source: str, message: str, at: datetime) -> None:
-        """Processing a delivery of ``source`` failed with ``message`` (the "last error")."""
+    def processing_failed(self, source: str, message: str, at: datetime, dead: bool = False) -> None:
+        """Processing a delivery of ``source`` failed with ``message`` (the "last error"); ``dead``:
+        the delivery will not be retried. Operators hear of a change of state."""
 
     def secrets(self, source: str) -> list[str]:
         """Every secret value held for the tenant's ``source`` (webhook secrets, credentials):

@@ -151,7 +151,9 @@ def record_failure(log_id: int, tenant_id: str, error: BaseException, final: boo
         row = WebhookLog.objects.filter(pk=log_id).only("source", "status").first() if counted else None
         if row is None:
             return None
-        sources.connections().processing_failed(row.source, message, timezone.now())
+        sources.connections().processing_failed(
+            row.source, message, timezone.now(), dead=row.status == WebhookLog.Status.DEAD
+        )
         return row.status
 
 

@@ -6,12 +6,12 @@ from zoneinfo import ZoneInfo
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from contacts.export import local_time, stream_csv
 from contacts.filters import ContactFilter, PaymentFilter
 from contacts.models import Contact, PendingSignup
+from contacts.services import decide_signups
 from integrations.registry import label_of
 from tenants.decorators import can_administer, tenant_page
 from webhooks.models import WebhookLog
@@ -110,8 +110,6 @@ def decide(request):
         messages.error(request, "Choose at least one sign-up and approve or dismiss.")
         return redirect("signups")
     # Only this tenant's pending rows: ids of another tenant's rows match nothing.
-    changed = PendingSignup.objects.filter(pk__in=ids, status=PendingSignup.Status.PENDING).update(
-        status=decision, decided_at=timezone.now(), decided_by=request.user, updated_at=timezone.now()
-    )
+    changed = decide_signups(ids, decision, request.user)
     messages.success(request, f"{changed} sign-up{'s' if changed != 1 else ''} {decision}.")
     return redirect("signups")

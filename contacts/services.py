@@ -216,3 +216,13 @@ def settle_signup(*, contact: Contact, source: str, external_id: str, status: st
         signup.refresh_from_db()
     return signup
 
+
+
+def decide_signups(ids, decision: str, user) -> int:
+    """Approve or dismiss the tenant's pending sign-ups among ``ids`` (the Sign-ups page's buttons,
+    and the bookings API's ``auto_invite``), as decided by ``user`` now. Rows no longer pending, and
+    ids of another tenant's rows, match nothing. Returns how many changed."""
+    now = timezone.now()
+    return PendingSignup.objects.filter(pk__in=list(ids), status=PendingSignup.Status.PENDING).update(
+        status=decision, decided_at=now, decided_by=user, updated_at=now
+    )

@@ -401,6 +401,10 @@ ZOOM_MAX_PAGES = env.int("ZOOM_MAX_PAGES", default=100)
 # Easy!Appointments' API (integrations/providers/easyappointments/client.py, reports/bookings.py):
 # at most EASYAPPOINTMENTS_MAX_PAGES pages (of 100 rows) per list in one request.
 EASYAPPOINTMENTS_MAX_PAGES = env.int("EASYAPPOINTMENTS_MAX_PAGES", default=50)
+# The bookings' sync-to-email-list (reports/bookings.py): Brevo upserts this many a second, and a
+# 429 is waited on for at most BREVO_MAX_WAIT_SECONDS before the contact is tried again.
+BREVO_BATCH_SIZE = env.int("BREVO_BATCH_SIZE", default=10)
+BREVO_MAX_WAIT_SECONDS = env.float("BREVO_MAX_WAIT_SECONDS", default=10.0)
 
 # --- Weekly reports (reports/) ---------------------------------------------------------------------
 # A report claimed ("sending") longer ago than this belongs to a crashed worker and is taken again.

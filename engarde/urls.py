@@ -13,6 +13,7 @@ from integrations import pages as integration_pages
 from integrations.api import IntegrationViewSet
 from reports import pages as report_pages
 from reports.api import AnalyticsView, MetaAdInsightViewSet, MetaAdViewSet
+from reports.bookings_api import AddBookersView, BookingInsightsView, BookingStatsView, SyncToEmailListView
 from tenants import join, members
 from tenants import pages as tenant_pages
 from tenants.api import CurrentTenantView
@@ -62,6 +63,10 @@ urlpatterns = [
     path("api/v1/tenant/", CurrentTenantView.as_view(), name="api-tenant"),
     path("api/v1/admin/analytics/", AnalyticsView.as_view(), name="api-analytics"),
     path("api/v1/", include(router.urls)),
+    path("api/admin/easyappointments/booking-stats", BookingStatsView.as_view(), name="api-ea-booking-stats"),
+    path("api/admin/easyappointments/insights", BookingInsightsView.as_view(), name="api-ea-insights"),
+    path("api/admin/easyappointments/add-bookers-to-queue", AddBookersView.as_view(), name="api-ea-add-bookers"),
+    path("api/admin/easyappointments/sync-to-email-list", SyncToEmailListView.as_view(), name="api-ea-sync-email"),
     # Webhooks: with or without the trailing slash, so a POST is never redirected.
     re_path(r"^api/webhooks/(?P<source>[a-z]+)/generate-url/(?P<tenant_key>[^/]+)/?$",
             webhook_views.generate_url, name="webhook-generate-url"),

@@ -27,19 +27,26 @@ def prompt(week: dict, before: dict) -> str:
     return json.dumps({"this_week": week, "last_week": before}, sort_keys=True)
 
 
-def claude_summary(week: dict, before: dict) -> str:
-    if not settings.ANTHROPIC_API_KEY:
-        return ""
+def ask_claude(system: str, content: str, max_tokens: int = 300) -> str:
+    """One message to Claude (``ANTHROPIC_MODEL`` at ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_TIMEOUT_SECONDS``,
+    one retry): its text, at most 4000 characters. Raises whatever the SDK raises (``anthropic.APIError``
+    and its timeouts); callers decide what a failure means. Needs ``ANTHROPIC_API_KEY``."""
     client = anthropic.Anthropic(
         api_key=settings.ANTHROPIC_API_KEY, base_url=settings.ANTHROPIC_BASE_URL or None,
         timeout=settings.ANTHROPIC_TIMEOUT_SECONDS, max_retries=1,
     )
+    message = client.messages.create(
+        model=settings.ANTHROPIC_MODEL, max_tokens=max_tokens, system=system,
+        messages=[{"role": "user", "content": content}],
+    )
+    return "".join(getattr(block, "text", "") for block in message.content).strip()[:4000]
+
+
+def claude_summary(week: dict, before: dict) -> str:
+    if not settings.ANTHROPIC_API_KEY:
+        return ""
     try:
-        message = client.messages.create(
-            model=settings.ANTHROPIC_MODEL, max_tokens=300, system=SYSTEM,
-            messages=[{"role": "user", "content": prompt(week, before)}],
-        )
-        text = "".join(getattr(block, "text", "") for block in message.content).strip()
+        text = ask_claude(SYSTEM, prompt(week, before))
     except Exception as exc:  # any failure of an optional extra: the report goes without it
         log.warning("weekly report summary from Claude failed (%s); sending without it", exc.__class__.__name__)
         return ""

@@ -38,3 +38,18 @@ class IsTenantAdmin(IsTenantMember):
         membership = getattr(request._request, "membership", None)
         return bool(membership and membership.is_admin)
 
+
+
+class IsTenantAdminToRead(IsTenantMember):
+    """Reads for the tenant's owners and admins only (members are refused); staff who named the
+    tenant need only the view permission (``staff_permission``), as for any read."""
+
+    message = "Only the tenant's owners and admins may see this."
+
+    def has_permission(self, request, view):
+        if not super().has_permission(request, view):
+            return False
+        if acting_as_staff(request._request):
+            return True
+        membership = getattr(request._request, "membership", None)
+        return bool(membership and membership.is_admin)

@@ -195,3 +195,28 @@ def test_easyappointments_looks_a_customer_up_outside_any_transaction(tenant, fa
     assert seen == [("customers/1", False)]
     with tenant_context(tenant):
         assert Contact.objects.filter(email="jordan.blake@acme.example", source="easyappointments").exists()
+
+
+@committed
+def test_the_booking_endpoints_call_easyappointments_outside_any_transaction(world, fake_ea, monkeypatch, client):
+    """``add-bookers-to-queue`` reads E!A with no transaction open, then writes in a short one."""
+    from integrations.providers.easyappointments.client import EasyAppointmentsClient
+    from tenants.models import ApiToken
+
+    connect_ea(world.acme, fake_ea)
+    seen, real_get = [], EasyAppointmentsClient.get
+
+    def spy(self, resource, params=None):
+        seen.append(connection.in_atomic_block)
+        return real_get(self, resource, params)
+
+    monkeypatch.setattr(EasyAppointmentsClient, "get", spy)
+    _, key = ApiToken.issue(world.alice)
+    response = client.post("/api/admin/easyappointments/add-bookers-to-queue",
+                           data=json.dumps({"date_from": "2026-12-01", "date_to": "2026-12-05"}),
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.json() == {"added": 3, "already_queued": 0, "skipped": 0, "approved": 0}
+    assert seen and not any(seen), seen
+    response = client.get("/api/admin/easyappointments/booking-stats?date_from=2026-12-01&date_to=2026-12-05",
+                          HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.json()["total_bookings"] == 6 and not any(seen)

@@ -398,6 +398,17 @@ ZOOM_SYNC_INTERVAL_MINUTES = env.float("ZOOM_SYNC_INTERVAL_MINUTES", default=30.
 ZOOM_LOOKBACK_DAYS = env.int("ZOOM_LOOKBACK_DAYS", default=30)
 ZOOM_MAX_PAGES = env.int("ZOOM_MAX_PAGES", default=100)
 
+# Eventbrite's attendee sync (integrations/providers/eventbrite/sync.py): every
+# EVENTBRITE_SYNC_INTERVAL_MINUTES, the private token's organizations, their events in the
+# EVENTBRITE_EVENT_STATUS states (Eventbrite's own comma-separated filter) that are live or ended in the
+# last EVENTBRITE_ENDED_DAYS, and their attendees changed since the last run (the first run:
+# EVENTBRITE_BACKFILL_DAYS back); at most EVENTBRITE_MAX_PAGES pages per list.
+EVENTBRITE_SYNC_INTERVAL_MINUTES = env.float("EVENTBRITE_SYNC_INTERVAL_MINUTES", default=60.0)
+EVENTBRITE_ENDED_DAYS = env.int("EVENTBRITE_ENDED_DAYS", default=30)
+EVENTBRITE_BACKFILL_DAYS = env.int("EVENTBRITE_BACKFILL_DAYS", default=365)
+EVENTBRITE_EVENT_STATUS = env.str("EVENTBRITE_EVENT_STATUS", default="live,started,ended")
+EVENTBRITE_MAX_PAGES = env.int("EVENTBRITE_MAX_PAGES", default=100)
+
 # Easy!Appointments' API (integrations/providers/easyappointments/client.py, reports/bookings.py):
 # at most EASYAPPOINTMENTS_MAX_PAGES pages (of 100 rows) per list in one request.
 EASYAPPOINTMENTS_MAX_PAGES = env.int("EASYAPPOINTMENTS_MAX_PAGES", default=50)

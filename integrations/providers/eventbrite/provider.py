@@ -8,6 +8,7 @@ is answered 410, so nothing here may produce one (the receiver view never does).
 """
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 
@@ -26,7 +27,8 @@ class EventbriteProvider(Provider):
     credential_fields = (
         CredentialField("api_key", "API key", secret=False, required=False),
         CredentialField("client_secret", "Client secret", required=False),
-        CredentialField("private_token", "Private token", help_text="Used to fetch each delivery's api_url."),
+        CredentialField("private_token", "Private token",
+                        help_text="Used to fetch each delivery's api_url, and by the hourly attendee sync."),
     )
     handlers = HANDLERS
     schemas = SCHEMAS
@@ -70,7 +72,22 @@ class EventbriteProvider(Provider):
             "attendee.checked_out (what each does is listed below; others are stored and marked ignored). "
             "Choose the event, or all events.",
             "Use Eventbrite's “Test” button, then check this tenant's webhook log.",
+            f"With the private token, attendees are also synced every {settings.EVENTBRITE_SYNC_INTERVAL_MINUTES:g} "
+            "minutes (every organization the token belongs to; live events and those ended in the last "
+            f"{settings.EVENTBRITE_ENDED_DAYS} days), so what a webhook missed still arrives, once.",
         ]
+
+    # --- the attendee sync (integrations/providers/eventbrite/sync.py) --------------------------
+    @property
+    def sync_interval(self):
+        return timedelta(minutes=settings.EVENTBRITE_SYNC_INTERVAL_MINUTES)
+
+    def sync(self, integration, since=None):
+        """Attendees of live and recently ended events, changed since the last run → contacts,
+        sign-ups, payments and check-ins, through the webhook handlers' own ``record_attendee``."""
+        from integrations.providers.eventbrite.sync import EventbriteSync
+
+        return EventbriteSync(integration, since=since).run()
 
     def check_connection(self, integration) -> str:
         """GET /users/me/ with the tenant's private token."""

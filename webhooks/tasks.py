@@ -35,7 +35,7 @@ def process_webhook(self, log_id: int, tenant_id: str) -> str:
         if status != WebhookLog.Status.FAILED or self.request.is_eager:
             return status or "skipped (finished meanwhile)"
         # A platform's own "come back in N seconds" (a 429) wins over our backoff when longer.
-        countdown = max(getattr(exc, "retry_after", 0), retry_delay(retries))
+        countdown = max(getattr(exc, "retry_after", None) or 0, retry_delay(retries))  # ApiError says None
         raise self.retry(countdown=countdown, exc=exc)
 
 

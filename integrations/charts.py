@@ -33,3 +33,33 @@ def daily_bars(days: list[tuple[str, int, int]], label: str) -> SafeString:
         '<svg class="chart" viewBox="0 0 {} {}" preserveAspectRatio="none" role="img" aria-label="{}">{}</svg>',
         WIDTH, HEIGHT, label, body,
     )
+
+
+ROW, LABEL_WIDTH, BARS_WIDTH = 16, 118, 300
+
+
+def labelled_bars(items: list[tuple[str, int]], label: str) -> SafeString:
+    """One horizontal bar per (label, count), scaled to the largest, the label on the left and the
+    count at the bar's end; each row has its ``<title>`` and the whole is one labelled image. For
+    counts by name (services, weekdays, hours) where ``daily_bars``' spark line has no room for labels."""
+    top = max((count for _, count in items), default=0) or 1
+    span = BARS_WIDTH - LABEL_WIDTH - 34
+    rows = []
+    for i, (name, count) in enumerate(items):
+        y = i * ROW
+        width = span * count / top
+        short = name if len(name) <= 18 else name[:17] + "…"
+        rows.append((
+            f"{y + ROW - 4:.0f}", short, f"{LABEL_WIDTH}", f"{y + 3:.0f}", f"{max(width, 1):.1f}", f"{ROW - 6}",
+            "bar" if count else "bar empty", f"{LABEL_WIDTH + max(width, 1) + 4:.1f}", count,
+            f"{name}: {count}",
+        ))
+    body = format_html_join(
+        "", '<g><title>{9}</title><text class="label" x="0" y="{0}">{1}</text>'
+            '<rect class="{6}" x="{2}" y="{3}" width="{4}" height="{5}" rx="1"></rect>'
+            '<text class="count" x="{7}" y="{0}">{8}</text></g>', rows,
+    )
+    return format_html(
+        '<svg class="chart bars" viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg>',
+        BARS_WIDTH, max(len(items), 1) * ROW, label, body,
+    )

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission
 
 from conftest import make_user
 from contacts.models import Contact, PendingSignup
-from integrations.providers.easyappointments.testing import TOKENS, USERS, connect_ea, fake_ea  # noqa: F401
+from integrations.providers.easyappointments.testing import USERS, connect_ea, fake_ea  # noqa: F401
 from reports.fake_claude import FakeClaude
 from tenants.context import tenant_context
 from tenants.models import ApiToken, Membership

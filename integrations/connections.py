@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 
 from integrations import notifications
+from integrations.crypto import DecryptionError
 from integrations.models import TenantIntegration
 from webhooks.redaction import known_secrets
 
@@ -39,8 +40,14 @@ class TenantIntegrations:
             notifications.review(pk, tenant_id, dead=dead)
 
     def secrets(self, source: str) -> list[str]:
-        integration = TenantIntegration.objects.filter(provider=source).first()
+        # Credentials that no key decrypts (the failure being recorded may be just that) hold
+        # nothing we could have sent anywhere: the webhook secrets are still redacted.
+        integration = TenantIntegration.objects.filter(provider=source).defer("credentials").first()
         if integration is None:
             return []
-        held = [value for value in (integration.credentials or {}).values() if isinstance(value, str)]
+        try:
+            credentials = integration.credentials or {}
+        except DecryptionError:
+            credentials = {}
+        held = [value for value in credentials.values() if isinstance(value, str)]
         return known_secrets(integration) + held

@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from engarde.queue import enqueue_on_commit
+from integrations.crypto import DecryptionError
 from integrations.models import TenantIntegration
 from integrations.state import state_of
 from tenants.context import tenant_context
@@ -54,13 +55,17 @@ def review(integration_id, tenant_id, dead: bool = False) -> str | None:
     made the change (and queued the e-mail), else ``None``. Runs in the tenant's context, in the
     caller's transaction when there is one (the e-mail is queued on its commit)."""
     with tenant_context(tenant_id):
-        integration = TenantIntegration.objects.select_related("tenant").filter(pk=integration_id).first()
+        integration = (TenantIntegration.objects.select_related("tenant").defer("credentials")
+                       .filter(pk=integration_id).first())
         if integration is None:
             return None
-        state = state_of(integration)
-        if state.key in TROUBLE:
+        try:
+            key = state_of(integration).key
+        except DecryptionError:  # credentials no key decrypts: nothing that needs them can work
+            key = "failing"
+        if key in TROUBLE:
             new = DEAD if dead else FAILING
-        elif state.key in WORKING:
+        elif key in WORKING:
             new = OK
         else:  # switched off or incomplete: neither news of failure nor of recovery
             return None
@@ -74,7 +79,7 @@ def review(integration_id, tenant_id, dead: bool = False) -> str | None:
         if settings.ADMIN_NOTIFICATION_EMAILS:
             enqueue_on_commit(notify_operators, integration_id, str(tenant_id), new)
         log.info("integration %s of tenant %s: operators' state %s -> %s (%s)", integration_id, tenant_id,
-                 integration.notified_state, new, state.key)
+                 integration.notified_state, new, key)
         return new
 
 

@@ -2,7 +2,8 @@
 
 Its access log prints each request line, query string included: the logger below passes every
 line through ``engarde.logfilters.RedactTokens``, so a ``?token=`` (Eventbrite and
-Easy!Appointments can only authenticate that way) never reaches a log file.
+Easy!Appointments can only authenticate that way) never reaches a log file. ``child_exit`` tells
+the metrics client a worker is gone (multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``).
 """
 
 import os
@@ -23,3 +24,13 @@ class RedactingLogger(Logger):
 
 
 logger_class = RedactingLogger
+
+
+def child_exit(server, worker):
+    """Multiprocess metrics (PROMETHEUS_MULTIPROC_DIR): a worker that exits leaves its counters
+    in its files, which the scrape keeps summing; only its live gauges would need this, and we keep
+    none, but the client asks for it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -62,6 +62,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz, /metrics: answered first, before the HTTPS redirect and the host check
+    # (load balancers probe over plain http by address); everything else passes through.
+    "engarde.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A NUL in the URL or a header is a 400 here, before anything looks it up (a DataError later).
     "engarde.middleware.RefuseUnstorableText",
@@ -300,6 +303,16 @@ META_GRAPH_VERSION = env.str("META_GRAPH_VERSION", default="v25.0")
 # connect_integration) may reach them, and only there is plain http allowed; a URL a tenant typed
 # stays public https (integrations/http.py). A bad CIDR stops start-up.
 OUTBOUND_PRIVATE_NETWORKS = parse_networks(env.list("OUTBOUND_PRIVATE_NETWORKS", default=[]))
+
+# --- Health and metrics (engarde/probes.py; README, "Health and metrics") ---------------------
+# /metrics answers only to METRICS_TOKEN (Authorization: Bearer) and/or clients in
+# METRICS_ALLOWED_NETWORKS (both when both are set); with neither it is a 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = parse_networks(env.list("METRICS_ALLOWED_NETWORKS", default=[]), "METRICS_ALLOWED_NETWORKS")
+# A tenant label (the tenant's id) on every series: one series per tenant and platform, so off by default.
+METRICS_PER_TENANT = env.bool("METRICS_PER_TENANT", default=False)
+# /readyz: how long the database and the broker each get to answer.
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=2.0)
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+import engarde.metrics as metrics
 from integrations import notifications
 from integrations.models import TenantIntegration
 from tenants.context import tenant_context
@@ -161,6 +162,8 @@ def run_sync(integration_id: int, tenant_id: str, since: date | None = None, onl
     else:
         outcome.status, outcome.message, outcome.result = "synced", result.summary, result
         _release(integration, sync_cursor=result.cursor, last_synced_at=timezone.now(), last_sync_error="")
+    if outcome.status in ("failed", "disabled"):
+        metrics.sync_failed(provider.name, tenant_id)
     log.info("sync of %s for tenant %s: %s (%s)", provider.name, tenant_id, outcome.status, outcome.message)
     if outcome.status != "skipped":  # recorded: operators hear of a change of state
         notifications.review(integration_id, tenant_id)

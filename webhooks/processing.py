@@ -28,6 +28,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from contacts.provenance import delivery_scope
+import engarde.metrics as metrics
 from contacts.values import InvalidValue
 from tenants.context import tenant_context
 from webhooks import sources
@@ -82,7 +83,8 @@ def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event
         row.status, row.error, row.traceback, row.processed_at = WebhookLog.Status.PROCESSED, "", "", now
         row.save(update_fields=["status", "attempts", "error", "traceback", "processed_at", "updated_at"])
         sources.connections().event_processed(event.integration, now)  # throttled to one write a minute
-        return row.status
+    metrics.processed(row.source, row.status, tenant_id, lag_seconds=(now - row.received_at).total_seconds())
+    return row.status
 
 
 def _processable(rows) -> WebhookLog:
@@ -154,7 +156,8 @@ def record_failure(log_id: int, tenant_id: str, error: BaseException, final: boo
         sources.connections().processing_failed(
             row.source, message, timezone.now(), dead=row.status == WebhookLog.Status.DEAD
         )
-        return row.status
+    metrics.processed(row.source, row.status, tenant_id)
+    return row.status
 
 
 def retry_delay(retries: int) -> float:

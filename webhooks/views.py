@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+import engarde.metrics as metrics
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, permission_classes
@@ -44,6 +45,7 @@ ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
 
 def _json(status_code: int, body: dict, **headers) -> JsonResponse:
     response = JsonResponse(body, status=status_code)
+    response.delivery_status = body.get("status") or "handshake"  # for engarde_webhook_deliveries_total
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
@@ -85,11 +87,15 @@ def receive_webhook(request, first: str, second: str):
     else:
         return _not_found("unknown source", path=request.path)
     try:
-        return _receive(request, tenant_key, source)
+        response = _receive(request, tenant_key, source)
     except (OperationalError, InterfaceError) as exc:
         # The database is unreachable: nothing could be stored, so ask the sender to retry.
         log.error("webhook %s for %s: database unavailable (%s)", source, tenant_key, exc.__class__.__name__)
-        return _json(503, {"status": "unavailable"}, Retry_After="30")
+        response = _json(503, {"status": "unavailable"}, Retry_After="30")
+    if request.method == "POST" and source in PROVIDERS:
+        # The tenant only once its integration was found: a label never takes a value from a URL alone.
+        metrics.delivery(source, response.delivery_status, getattr(response, "delivery_tenant", None))
+    return response
 
 
 def _receive(request, tenant_key: str, source: str):
@@ -137,6 +143,7 @@ def _receive(request, tenant_key: str, source: str):
             admit=lambda: ratelimit.over(f"tenant:{tenant_id}", settings.WEBHOOK_RATE_LIMIT),
         )
     response = _json(outcome.status, outcome.body, **{k.replace("-", "_"): v for k, v in outcome.headers.items()})
+    response.delivery_tenant = tenant_id
     if outcome.body.get("status") == "rejected":
         # ``ingest`` logs a sample of rejections itself; Django's "Unauthorized: <path>" line for
         # every one would give a flood of forgeries the unbounded log it must not have.

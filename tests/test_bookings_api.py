@@ -313,3 +313,19 @@ def test_a_named_list_and_a_refusal(client, world, brevo, settings):
     assert answer.json() == {"synced": 2, "failed": 1, "list_id": 12}
     assert {b["email"].split("@")[1] for _, b in upserts(brevo)} == {"globex.example"}
     assert {key for key, _ in upserts(brevo)} == {BREVO_KEYS["globex"]}
+
+
+def test_admin_and_staff_on_insights_and_the_email_list(client, world, brevo, claude):
+    connect(world.acme, "brevo", api_key=BREVO_KEYS["acme"], list_id="7")
+    brevo.add(responses.POST, f"{BREVO}/contacts", status=201, json={"id": 1})
+    body = {"date_from": "2026-12-01", "date_to": "2026-12-05"}
+    assert client.get(f"{INSIGHTS}?{RANGE}", **bearer(world.adele)).json()["insights"] == "Tuesdays at nine are the busiest."
+    assert post(client, EMAIL, body, bearer(world.adele)).json() == {"synced": 3, "failed": 0, "list_id": 7}
+    viewer = staff("viewer", ["tenants.view_tenant", "integrations.view_tenantintegration"])
+    assert client.get(f"{INSIGHTS}?{RANGE}&tenant=acme", **bearer(viewer)).json()["stats"] == ACME_STATS
+    assert client.get(f"{INSIGHTS}?{RANGE}", **bearer(viewer)).status_code == 403
+    assert post(client, f"{EMAIL}?tenant=acme", body, bearer(viewer)).status_code == 403
+    lister = staff("lister", ["tenants.view_tenant", "contacts.view_contact", "contacts.change_contact"])
+    assert post(client, EMAIL, body, bearer(lister)).status_code == 403  # no tenant named
+    assert post(client, f"{EMAIL}?tenant=acme", body, bearer(lister)).json()["synced"] == 3
+    assert {key for key, _ in upserts(brevo)} == {BREVO_KEYS["acme"]}

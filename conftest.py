@@ -173,6 +173,25 @@ def assert_token_shown_once_and_never_stored(client, response, token: str) -> No
     assert token not in later.content.decode() and token not in repr(dict(client.session.items()))
 
 
+def api_auth(user, tenant=None) -> dict:
+    """Headers that make a test request as ``user`` through the API: a Bearer token of ``tenant``
+    (default: the user's first tenant) made by them, for a member; for anyone else (staff who are
+    no member, a user of no tenant: no tenant token can be theirs) their signed-in session."""
+    from django.test import Client
+
+    from tenants.models import ApiToken, Membership
+
+    memberships = Membership.of_user(user)
+    if tenant is None and memberships:
+        tenant = memberships[0].tenant
+    if tenant is not None and any(m.tenant_id == tenant.pk for m in memberships):
+        _, key = ApiToken.issue(tenant, user)
+        return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    client = Client()
+    client.force_login(user)
+    return {"HTTP_COOKIE": f"{settings.SESSION_COOKIE_NAME}={client.session.session_key}"}
+
+
 def make_user(username, **extra):
     User = get_user_model()
     user = User.objects.create_user(username=username, email=f"{username}@example.com", password="pw-" + username * 2, **extra)
@@ -182,11 +201,12 @@ def make_user(username, **extra):
 def populate(tenant, owner, member=None):
     from contacts.models import Contact, ContactDelivery, Payment, PendingSignup
     from integrations.models import TenantIntegration
-    from tenants.models import Invitation, Membership
+    from tenants.models import ApiToken, Invitation, Membership
     from webhooks.models import WebhookLog
 
     with tenant_context(tenant):
         Membership.objects.create(user=owner, role=Membership.Role.OWNER)
+        ApiToken.issue(tenant, owner, name="Look-alike token")
         invitation = Invitation(email=SHARED_INVITEE, invited_by=owner)
         invitation.new_token()
         invitation.save()

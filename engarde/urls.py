@@ -16,6 +16,7 @@ from reports.api import AnalyticsView, MetaAdInsightViewSet, MetaAdViewSet
 from reports.bookings_api import AddBookersView, BookingInsightsView, BookingStatsView, SyncToEmailListView
 from tenants import join, members
 from tenants import pages as tenant_pages
+from tenants import tokens as tenant_tokens
 from tenants.api import CurrentTenantView
 from tenants.forms import ResetPasswordForm
 from webhooks import pages as webhook_pages
@@ -46,6 +47,9 @@ urlpatterns = [
     path("members/<int:membership_id>/remove/", members.remove_member, name="remove-member"),
     path("members/invitations/<int:invitation_id>/resend/", members.resend_invitation, name="resend-invitation"),
     path("members/invitations/<int:invitation_id>/cancel/", members.cancel_invitation, name="cancel-invitation"),
+    path("tokens/", tenant_tokens.tokens, name="tokens"),
+    path("tokens/create/", tenant_tokens.create_token, name="create-token"),
+    path("tokens/<int:token_id>/revoke/", tenant_tokens.revoke_token, name="revoke-token"),
     path("invitations/<slug:tenant_slug>/<str:token>/", join.invitation, name="invitation"),
     path("setup/<str:provider_name>/", integration_pages.setup, name="setup"),
     path("setup/<str:provider_name>/check/", integration_pages.check_connection, name="check-connection"),

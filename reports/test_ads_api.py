@@ -6,15 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import SHARED_AD_ID
+from conftest import api_auth, SHARED_AD_ID
 from reports.models import MetaAdInsight
 from tenants.context import tenant_context
 from tenants.models import ApiToken
 
 
-def bearer(user):
-    _, key = ApiToken.issue(user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+def bearer(user) -> dict:
+    return api_auth(user)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from conftest import make_user
+from conftest import api_auth, make_user
 from contacts.models import Contact
 from integrations.models import TenantIntegration
 from reports.models import MetaAdInsight, WeeklyReport
@@ -22,9 +22,8 @@ URL = "/api/v1/admin/analytics/"
 PAGE = "/admin/reports/weeklyreport/analytics/"
 
 
-def bearer(user):
-    _, key = ApiToken.issue(user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+def bearer(user) -> dict:
+    return api_auth(user)
 
 
 @pytest.fixture

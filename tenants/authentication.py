@@ -5,7 +5,9 @@ from tenants.models import ApiToken
 
 
 def authenticate_bearer(request) -> None:
-    """Check an ``Authorization: Bearer`` token and make its user the request's user.
+    """Check an ``Authorization: Bearer`` token and make its creator the request's user. The
+    token's tenant, and the creator's membership there at the token's role, become the request's
+    tenant and membership (``tenants.resolution``).
 
     A bad token is remembered, not ignored: the API answers 401 rather than treating the caller
     as anonymous (or as whoever the session cookie says)."""
@@ -20,7 +22,7 @@ def authenticate_bearer(request) -> None:
         request.bearer_invalid = True
         return
     request.api_token = token
-    request.user = token.user
+    request.user = token.created_by
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -32,7 +34,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Invalid token.")
         token = getattr(django_request, "api_token", None)
         if token is not None:
-            return (token.user, token)
+            return (token.created_by, token)
         return None
 
     def authenticate_header(self, request):

@@ -129,3 +129,25 @@ def user_context(user_id, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         if nested and not connection.needs_rollback:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('app.user_id', %s, true)", [previous])
+
+
+@contextmanager
+def presented_token(key_hash: str, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Let PostgreSQL show the one API token whose ``key_hash`` is ``key_hash`` (and nothing else)
+    before its tenant is known: the token table's read policy (``tenants.rls.TOKEN_OWN_HASH``).
+    Transaction-local, and put back on the way out when nested, like ``user_context``."""
+    connection = connections[using]
+    nested = connection.in_atomic_block
+    with transaction.atomic(using=using):
+        if connection.vendor != "postgresql":
+            yield
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('app.token_hash', true), set_config('app.token_hash', %s, true)", [key_hash]
+            )
+            previous = cursor.fetchone()[0] or ""
+        yield
+        if nested and not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('app.token_hash', %s, true)", [previous])

@@ -44,7 +44,10 @@ class TenantMiddleware:
         resolution = resolve_request_tenant(request)
         request.tenant_refused = resolution.refused
         request.tenant_forbidden = resolution.forbidden
-        if resolution.forbidden:
+        if resolution.forbidden and request.api_token is not None:
+            audit_log.info("API token %s of tenant %s named tenant %s: 403", request.api_token.pk,
+                           request.api_token.tenant.slug, requested_tenant_key(request)[0])
+        elif resolution.forbidden:
             audit_log.info("staff user %s (%s) %s %s for tenant %s: 403 (tenants.view_tenant refused)",
                            request.user.pk, request.user.get_username(), request.method, request.path,
                            requested_tenant_key(request)[0])

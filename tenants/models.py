@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from tenants.context import TenantNotSet, current_tenant_id, user_context
+from tenants.context import TenantNotSet, current_tenant_id, presented_token, tenant_context, user_context
 from tenants.managers import TenantManager
 
 slug_validator = RegexValidator(
@@ -154,42 +154,93 @@ class Membership(TenantOwned):
             return [membership.tenant for membership in rows]
 
 
-class ApiToken(models.Model):
-    """A personal API token. Only its SHA-256 is stored; the token is shown once when made."""
+ROLE_RANK = {"member": 0, "admin": 1, "owner": 2}
+
+
+class ApiToken(TenantOwned):
+    """An API token of one tenant. Only its SHA-256 is stored; the token is shown once when made.
+
+    It answers for its tenant and no other, whoever made it. It acts with ``role``, which is never
+    above its creator's role there when it is made, and with the creator's role at most when it is
+    used: a creator demoted to member makes an admin token act as a member. It stops working (401)
+    when its creator leaves the tenant, is deactivated or deleted (``created_by`` then reads
+    ``None``: the row stays, for the list), when the tenant is deactivated, and when it is revoked
+    (the row is deleted). The lookup by the presented hash happens before the tenant is known: the
+    table's extra read policy admits the one row whose ``key_hash`` is the transaction's
+    ``app.token_hash`` (``tenants.context.presented_token``), nothing else.
+    """
 
     PREFIX = "eg_"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_tokens")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER,
+                            help_text="What the token may do; never more than its creator may.")
     name = models.CharField(max_length=100, blank=True)
-    key_hash = models.CharField(max_length=64, unique=True)
+    # Indexed for the lookup by hash; unique per tenant like every constraint of a tenant table (a
+    # 256-bit random token's hash never repeats anyway, and ``authenticate`` refuses if it did).
+    key_hash = models.CharField(max_length=64, db_index=True)
     key_tail = models.CharField(max_length=4, editable=False, help_text="Last characters, to tell tokens apart.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(TenantOwned.Meta):
         db_table = "tenants_apitoken"
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "key_hash"], name="apitoken_unique_tenant_hash")]
 
     def __str__(self):
-        return f"{self.PREFIX}…{self.key_tail} ({self.user})"
+        return f"{self.PREFIX}…{self.key_tail} ({self.get_role_display().lower()})"
 
     @staticmethod
     def hash(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user, name: str = "") -> tuple["ApiToken", str]:
-        key = cls.PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, key_hash=cls.hash(key), key_tail=key[-4:])
+    def issue(cls, tenant, created_by, role: str = "", name: str = "") -> tuple["ApiToken", str]:
+        """A new token of ``tenant`` made by ``created_by``, who must be a member of it; ``role``
+        (default: the creator's own) no higher than the creator's. Returns the row and the token,
+        which is not stored anywhere: show it once."""
+        with tenant_context(tenant):
+            membership = Membership.objects.filter(user_id=created_by.pk).first()
+            if membership is None:
+                raise ValidationError(f"{created_by} is not a member of {tenant}: only members make its tokens.")
+            role = role or membership.role
+            if role not in ROLE_RANK:
+                raise ValidationError(f"Unknown role {role!r}.")
+            if ROLE_RANK[role] > ROLE_RANK[membership.role]:
+                raise ValidationError(f"A token cannot do more than its creator: {created_by} is "
+                                      f"{membership.get_role_display().lower()} of {tenant}.")
+            key = cls.PREFIX + secrets.token_urlsafe(32)
+            token = cls.objects.create(created_by=created_by, role=role, name=name[:100], key_hash=cls.hash(key),
+                                       key_tail=key[-4:])
         return token, key
 
     @classmethod
-    def authenticate(cls, key: str):
-        token = cls.objects.select_related("user").filter(key_hash=cls.hash(key)).first()
-        if token is None or not token.user.is_active:
+    def authenticate(cls, key: str) -> "ApiToken | None":
+        """The live token for ``key``, with ``membership``: its creator's membership of the token's
+        tenant, acting with the lower of the two roles (not saved). ``None`` for an unknown,
+        revoked or dead token (see the class)."""
+        digest = cls.hash(key)
+        with presented_token(digest):
+            # A plain QuerySet: no tenant is known yet; the hash (and the read policy) is the scope.
+            found = list(models.QuerySet(cls).select_related("tenant", "created_by").filter(key_hash=digest)[:2])
+        token = found[0] if len(found) == 1 else None
+        if token is None or not token.tenant.is_active or token.created_by is None or not token.created_by.is_active:
             return None
-        now = timezone.now()
-        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-            cls.objects.filter(pk=token.pk).update(last_used_at=now)
+        with tenant_context(token.tenant_id):
+            membership = Membership.objects.filter(user_id=token.created_by_id).first()
+            if membership is None:
+                return None
+            now = timezone.now()
+            if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+                cls.objects.filter(pk=token.pk).update(last_used_at=now)
+        acting = min(token.role, membership.role, key=ROLE_RANK.__getitem__)
+        # The request's membership: the creator's, with the token's role when that is lower.
+        token.membership = Membership(pk=membership.pk, tenant=token.tenant, user=token.created_by, role=acting,
+                                      created_at=membership.created_at)
+        token.membership._state.adding = False
         return token
 
 

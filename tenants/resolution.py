@@ -6,6 +6,9 @@
 - Staff act through their own memberships like anyone else; naming a tenant they are not in makes
   the request act for it through staff powers (``staff=True``), which ``tenants.staff`` limits to
   the Django permissions they hold. A staff user with no membership must name a tenant.
+- A request with an API token acts for the token's tenant, with its creator's membership at the
+  token's role (``ApiToken.authenticate``), and for no other: naming another tenant is refused
+  with 403 (``forbidden``), whatever else its creator belongs to; no session is read.
 - Anyone else (anonymous, or a user with no membership) has no tenant: tenant views answer 403,
   never "everything".
 """
@@ -44,6 +47,12 @@ def requested_tenant_key(request) -> tuple[str, bool]:
 
 
 def resolve_request_tenant(request) -> Resolution:
+    token = getattr(request, "api_token", None)
+    if token is not None:
+        named = request.GET.get("tenant") or request.headers.get("X-Tenant")
+        if named and named.lower() not in (token.tenant.slug, str(token.tenant.pk)):
+            return Resolution(refused=True, forbidden=True)
+        return Resolution(tenant=token.tenant, membership=token.membership)
     user = request.user
     if not user.is_authenticated:
         return Resolution()

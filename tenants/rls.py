@@ -80,6 +80,9 @@ class EnableRowLevelSecurity(migrations.operations.base.Operation):
 
 
 MEMBERSHIP_OWN_ROWS = "user_id = NULLIF(current_setting('app.user_id', true), '')::bigint"
+# API tokens: the one row whose hash the authenticator presents (``presented_token``), before the
+# tenant is known. A hash matches at most one row (unique), and only a holder of the token knows it.
+TOKEN_OWN_HASH = "key_hash = NULLIF(current_setting('app.token_hash', true), '')"
 
 
 class AddTenantForeignKey(migrations.operations.base.Operation):

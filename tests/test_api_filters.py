@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from contacts.models import Contact, Payment, PendingSignup
 from tenants.context import tenant_context
+from conftest import api_auth
 from tenants.models import ApiToken
 from webhooks.models import WebhookLog
 
 
-def bearer(user):
-    _, key = ApiToken.issue(user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+def bearer(user) -> dict:
+    return api_auth(user)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ schema.app = application
 
 @pytest.fixture
 def owner_token(world):
-    _, key = ApiToken.issue(world.alice)
+    _, key = ApiToken.issue(world.acme, world.alice)
     return key
 
 

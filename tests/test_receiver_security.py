@@ -22,6 +22,7 @@ from django.utils import timezone
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
+from conftest import api_auth
 from tenants.models import ApiToken
 from webhooks.models import WebhookLog
 from webhooks.testing import connect, fixture_bytes, fixture_names, freeze_rate_windows, rows, webhook_path
@@ -30,9 +31,8 @@ TOKEN = "ea-token-0123456789abcdef0123"
 TOKEN_PROVIDERS = sorted(p.name for p in PROVIDERS.values() if p.generates_webhook_secret)
 
 
-def bearer(user):
-    _, key = ApiToken.issue(user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+def bearer(user) -> dict:
+    return api_auth(user)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from conftest import SHARED_EMAIL, SHARED_WEBHOOK_SECRET, make_user
+from conftest import api_auth, SHARED_EMAIL, SHARED_WEBHOOK_SECRET, make_user
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
@@ -50,8 +50,7 @@ def browser(user) -> Client:
 
 
 def api(user) -> dict:
-    _, key = ApiToken.issue(user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    return api_auth(user)
 
 
 def acme_row(world):

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import SHARED_WEBHOOK_SECRET, make_user
+from conftest import api_auth, SHARED_WEBHOOK_SECRET, make_user
 from contacts.models import Contact, Payment
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
@@ -51,9 +51,8 @@ def check_path(source, tenant_key, slash=False):
 ENDPOINTS = {"generate-url": (generate_path, GENERATE_KEYS), "test": (check_path, TEST_KEYS)}
 
 
-def bearer(user):
-    _, key = ApiToken.issue(user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+def bearer(user) -> dict:
+    return api_auth(user)
 
 
 def stripe_delivery(client, capture, tenant, name="checkout_session_completed", signed=True):

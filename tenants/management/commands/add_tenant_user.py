@@ -16,7 +16,7 @@ audit_log = logging.getLogger("engarde.audit")
 
 
 class Command(BaseCommand):
-    help = "Add a user to a tenant (creating the user if needed). Prints a new API token as the last line."
+    help = "Add a user to a tenant (creating the user if needed). Prints a new API token of that tenant as the last line."
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
@@ -57,7 +57,8 @@ class Command(BaseCommand):
             with tenant_context(tenant):
                 refuse_demoting_last_owner(tenant, user, role)
                 membership, _ = Membership.objects.update_or_create(user=user, defaults={"role": role})
-            _, key = ApiToken.issue(user, name=f"add_tenant_user {tenant.slug}")
+            # A token of this tenant only, acting with the role just given.
+            _, key = ApiToken.issue(tenant, user, role=membership.role, name=f"add_tenant_user {tenant.slug}")
         audit_log.info("user %s %s as %s of tenant %s", user.pk, "created" if created else "added", role, tenant.slug)
         self.stdout.write(f"{email} is {membership.role} of {tenant.slug}; API token (shown once):")
         self.stdout.write(key)

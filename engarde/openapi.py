@@ -78,7 +78,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {
             "type": "http", "scheme": "bearer",
-            "description": "`Authorization: Bearer <token>`: an API token of your tenant (README: the API).",
+            "description": "`Authorization: Bearer <token>`: an API token of your tenant, made on its `/tokens/` page; it answers for that tenant only (README: API tokens).",
         }
 
 

@@ -8,4 +8,4 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "A token from `manage.py add_tenant_user`."}
+        return {"type": "http", "scheme": "bearer", "description": "An API token of one tenant, from its `/tokens/` page or `manage.py add_tenant_user`."}

@@ -118,7 +118,7 @@ def test_screenshots_of_every_tenant_page_and_the_admin_tenant_page(site, world,
     tenant_pages = {
         "dashboard": "/", "contacts": "/contacts/", "contact": f"/contacts/{buyer.pk}/", "payments": "/payments/",
         "webhooks": "/webhooks/", "delivery": f"/webhooks/{delivery.pk}/", "signups": "/signups/",
-        "members": "/members/", "setup-poshvip": "/setup/poshvip/", "setup-stripe": "/setup/stripe/",
+        "members": "/members/", "tokens": "/tokens/", "setup-poshvip": "/setup/poshvip/", "setup-stripe": "/setup/stripe/",
     }
     SCREENSHOTS.mkdir(exist_ok=True)
     problems = []

@@ -12,12 +12,12 @@ import pytest
 import responses
 from django.contrib.auth.models import Permission
 
-from conftest import make_user
+from conftest import api_auth, make_user
 from contacts.models import Contact, PendingSignup
 from integrations.providers.easyappointments.testing import USERS, connect_ea, fake_ea  # noqa: F401
 from reports.fake_claude import FakeClaude
 from tenants.context import tenant_context
-from tenants.models import ApiToken, Membership
+from tenants.models import Membership
 from webhooks.testing import connect
 
 BASE = "/api/admin/easyappointments"
@@ -40,8 +40,7 @@ ACME_STATS = {
 
 
 def bearer(user) -> dict:
-    _, key = ApiToken.issue(user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    return api_auth(user)
 
 
 def staff(name, permissions=()):

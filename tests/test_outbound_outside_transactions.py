@@ -211,7 +211,7 @@ def test_the_booking_endpoints_call_easyappointments_outside_any_transaction(wor
         return real_get(self, resource, params)
 
     monkeypatch.setattr(EasyAppointmentsClient, "get", spy)
-    _, key = ApiToken.issue(world.alice)
+    _, key = ApiToken.issue(world.acme, world.alice)
     response = client.post("/api/admin/easyappointments/add-bookers-to-queue",
                            data=json.dumps({"date_from": "2026-12-01", "date_to": "2026-12-05"}),
                            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")

@@ -15,8 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import models
 
+from engarde.errors import Explained
 
-class DecryptionError(Exception):
+
+class DecryptionError(Explained):
     """Stored ciphertext did not decrypt with any configured key. The message never holds the value."""
 
 
@@ -50,7 +52,8 @@ def decrypt(token: str) -> str:
         return _fernet().decrypt(token.encode()).decode()
     except (InvalidToken, ValueError, TypeError):
         raise DecryptionError(
-            "a stored credential did not decrypt with any key in FIELD_ENCRYPTION_KEYS"
+            "the saved credentials could not be read (they decrypt with no key in FIELD_ENCRYPTION_KEYS): "
+            "an operator must restore the key, or the credentials be entered again"
         ) from None
 
 

@@ -15,16 +15,18 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from engarde.errors import Explained
+
 DEFAULT_TIMEOUT = (5, 20)  # connect, read (seconds)
 
 
-class RateLimited(Exception):
+class RateLimited(Explained):
     def __init__(self, retry_after: float):
-        super().__init__(f"rate limited; retry after {retry_after:.0f}s")
+        super().__init__(f"the platform is rate-limiting us; retrying after {retry_after:.0f} s")
         self.retry_after = retry_after
 
 
-class ApiError(Exception):
+class ApiError(Explained):
     """A platform answered with an error. The message never carries credentials. ``status``: the
     HTTP status when there was an answer; ``retry_after``: the wait the answer asked for, if any."""
 

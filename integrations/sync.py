@@ -34,12 +34,14 @@ import engarde.metrics as metrics
 from integrations import notifications
 from integrations.models import TenantIntegration
 from tenants.context import tenant_context
+from engarde.errors import Explained
 
 log = logging.getLogger(__name__)
 
 
-class SyncError(Exception):
-    """A sync failed. The message is stored on the integration and shown: no secrets in it."""
+class SyncError(Explained):
+    """A sync failed. The message is stored on the integration and shown: no secrets in it, and
+    a sentence (``engarde.errors.Explained``), so a handler's look-up may raise it too."""
 
 
 class PermanentSyncError(SyncError):
@@ -157,7 +159,7 @@ def run_sync(integration_id: int, tenant_id: str, since: date | None = None, onl
     except Exception as exc:  # a bug of ours: logged and stored without its text (it may quote a request)
         log.error("sync of integration %s (tenant %s) failed with %s at:\n%s", integration_id, tenant_id,
                   exc.__class__.__name__, "".join(traceback.format_tb(exc.__traceback__)))
-        outcome.message = f"internal error ({exc.__class__.__name__}); the operators' log has where"
+        outcome.message = "an error on our side stopped the sync; the operators' log has what happened"
         _release(integration, last_sync_error=outcome.message, last_sync_error_at=timezone.now())
     else:
         outcome.status, outcome.message, outcome.result = "synced", result.summary, result

@@ -13,6 +13,7 @@ from integrations.providers.brevo.client import BrevoClient
 from integrations.registry import get_provider
 from integrations.sync import claimable, due, run_sync, syncing_providers
 from tenants.context import operator_context, tenant_context
+from engarde.errors import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def sync_contact_to_brevo(self, tenant_id: str, contact_id: int) -> str:
     except requests.RequestException as exc:
         # Network trouble (worth another try later). Its text names the URL, never a header; the
         # stored reason keeps only the exception's class all the same.
-        reason = f"Brevo sync: Brevo could not be reached ({exc.__class__.__name__})"
+        reason = f"Brevo sync: {unreachable('Brevo', exc)}"
         record_sync_error(tenant_id, integration.pk, reason)
         log.warning("brevo sync of contact %s (tenant %s): %s", contact_id, tenant_id, reason)
         if self.request.retries >= self.max_retries:

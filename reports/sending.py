@@ -80,7 +80,7 @@ def send(tenant, week_start: date, force: bool = False, now: datetime | None = N
         mailers.default.send_messages([message])
     except Exception as exc:  # the mail server's refusal, a template bug: retried, shown in the admin
         log.warning("weekly report %s of tenant %s failed: %s", week_start, tenant.pk, exc.__class__.__name__)
-        record(tenant, report, status=Status.FAILED, last_error=f"{exc.__class__.__name__}: {str(exc)[:300]}")
+        record(tenant, report, status=Status.FAILED, last_error=f"the e-mail could not be sent: {str(exc)[:300] or 'no reason given'}")
         return "failed"
     record(tenant, report, status=Status.SENT, sent_at=timezone.now(), last_error="", subject=prepared.subject,
            recipient=prepared.recipient, summary=prepared.summary, text_body=prepared.text)

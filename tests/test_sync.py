@@ -73,7 +73,8 @@ def test_a_bug_in_a_sync_is_recorded_without_its_text(world, meta, monkeypatch, 
     outcome = run_sync(meta.pk, str(world.acme.pk))
     integration = reload(world.acme)
     assert outcome.status == "failed" and not outcome.retryable
-    assert integration.last_sync_error.startswith("internal error (RuntimeError)")
+    assert integration.last_sync_error.startswith("an error on our side stopped the sync")
+    assert "RuntimeError" not in integration.last_sync_error
     assert integration.sync_started_at is None and "EAAB" not in integration.last_sync_error
     assert "RuntimeError" in caplog.text and "EAAB" not in caplog.text
 

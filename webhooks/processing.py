@@ -27,6 +27,8 @@ from django.db import DataError
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from engarde.errors import Explained, sentence_for
+
 from contacts.provenance import delivery_scope
 import engarde.metrics as metrics
 from contacts.values import InvalidValue
@@ -110,10 +112,12 @@ def outcome_of(error: BaseException) -> str | None:
 
 
 def reason_of(error: BaseException) -> str:
-    """The sentence tenant users see: our own message for what we refused, else the class too."""
-    if isinstance(error, (PermanentError, InvalidValue)):
-        return str(error)[:2000] or error.__class__.__name__
-    return f"{error.__class__.__name__}: {error}"[:2000]
+    """The sentence tenant users see (the row's reason, the integration's last error): the message
+    of what we or the platform refused as it is, anything else in words (``engarde.errors``); the
+    exception's name and text stay in the traceback, which only operators see."""
+    if isinstance(error, (PermanentError, InvalidValue, Explained)):
+        return str(error)[:2000] or sentence_for(error)
+    return sentence_for(error)
 
 
 def traceback_of(error: BaseException) -> str:

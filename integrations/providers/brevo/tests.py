@@ -217,7 +217,7 @@ def test_an_unreachable_brevo_keeps_its_reason_until_it_works(both, brevo, retri
     with tenant_context(both.acme):
         contact = Contact.objects.create(email="never@example.com", source="manual")
     sync_contact_to_brevo.apply(args=(str(both.acme.pk), contact.pk))
-    assert integration_of(both.acme).last_error == "Brevo sync: Brevo could not be reached (ConnectionError)"
+    assert integration_of(both.acme).last_error == "Brevo sync: Brevo could not be reached (the connection failed)"
 
 
 # --- the client ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from django.conf import settings
 
 from integrations.http import UnsafeUrl, ensure_public_https, pinned_session, retry_after_seconds
 from integrations.sync import PermanentSyncError, TransientSyncError
+from engarde.errors import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class EasyAppointmentsClient:
         except UnsafeUrl as exc:
             raise PermanentSyncError(f"the Easy!Appointments URL is refused: {exc}") from None
         except requests.RequestException as exc:
-            raise TransientSyncError(f"{LABEL} could not be reached ({exc.__class__.__name__})") from None
+            raise TransientSyncError(unreachable(LABEL, exc)) from None
         status = response.status_code
         if status == 401:
             what = "API token" if self._uses_token else "API user name or password"

@@ -109,8 +109,8 @@ class TestEasyAppointments(WebhookSecuritySuite):
         (401, WebhookLog.Status.DEAD, "looking up customer 2: Easy!Appointments refused the API token (401"),
         (404, WebhookLog.Status.DEAD, "looking up customer 2: Easy!Appointments answered 404 to GET "
                                       "/index.php/api/v1/customers/2"),
-        (429, WebhookLog.Status.FAILED, "TransientSyncError: Easy!Appointments is rate-limiting us"),
-        (503, WebhookLog.Status.FAILED, "TransientSyncError: Easy!Appointments answered 503"),
+        (429, WebhookLog.Status.FAILED, "Easy!Appointments is rate-limiting us"),
+        (503, WebhookLog.Status.FAILED, "Easy!Appointments answered 503"),
     ])
     def test_a_failed_look_up(self, hooks, fake_ea, status, outcome, reason):
         connect_ea(self.world.acme, fake_ea)

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from integrations.http import ApiError, RateLimited, make_session, retry_after_seconds
 from integrations.providers.base import PermanentError
+from engarde.errors import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class EventbriteClient:
         try:
             response = self.session.get(url, params=params, allow_redirects=False)
         except requests.RequestException as exc:  # its text quotes the URL: only the class is kept
-            raise ApiError(f"Eventbrite could not be reached for {shown} ({exc.__class__.__name__})") from None
+            raise ApiError(unreachable("Eventbrite", exc, f" for {shown}")) from None
         status = response.status_code
         if status == 429:
             raise RateLimited(retry_after_seconds(response, default=DEFAULT_RATE_LIMIT_WAIT))

@@ -26,6 +26,7 @@ from django.conf import settings
 
 from integrations.http import make_session
 from integrations.sync import PermanentSyncError, TransientSyncError
+from engarde.errors import unreachable
 
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 PERMANENT_CODES = frozenset({190, 102, 10, *range(200, 300)})
@@ -123,7 +124,7 @@ class GraphClient:
         try:
             response = self.session.get(url, params={**query, "access_token": self.token}, allow_redirects=False)
         except requests.RequestException as exc:
-            raise TransientSyncError(f"Meta could not be reached ({exc.__class__.__name__})") from None
+            raise TransientSyncError(unreachable("Meta", exc)) from None
         self._last_headers = response.headers
         try:
             answer = response.json()

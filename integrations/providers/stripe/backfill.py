@@ -37,6 +37,7 @@ from integrations.http import ApiError, RateLimited, make_session
 from integrations.providers.stripe.api import LookupRefused, StripeApi
 from integrations.sync import PermanentSyncError, SyncResult, TransientSyncError, checkpoint
 from webhooks.ingest import store_fetched
+from engarde.errors import unreachable
 
 PAGE_LIMIT = 100
 MAX_TYPES_PER_REQUEST = 20  # Stripe's limit on types[]
@@ -136,7 +137,7 @@ class StripeBackfill:
         try:
             return self.api.get(PATH, params)
         except requests.RequestException as exc:
-            raise TransientSyncError(f"Stripe could not be reached ({exc.__class__.__name__})") from None
+            raise TransientSyncError(unreachable("Stripe", exc)) from None
         except RateLimited as exc:
             raise TransientSyncError(f"Stripe is rate-limiting the backfill (429 to GET {PATH})",
                                      retry_after=exc.retry_after) from None

@@ -38,6 +38,7 @@ from django.core.cache import cache
 from integrations.crypto import DecryptionError, decrypt, encrypt
 from integrations.http import MAX_RETRY_AFTER, ApiError, RateLimited, make_session, parse_retry_after
 from integrations.sync import PermanentSyncError, TransientSyncError
+from engarde.errors import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ class ZoomClient:
             log.warning("zoom token request for tenant %s failed: %s", tenant_label(self.integration), exc)
             raise TransientSyncError(str(exc)) from None
         except requests.RequestException as exc:
-            raise TransientSyncError(f"Zoom could not be reached for a token ({exc.__class__.__name__})") from None
+            raise TransientSyncError(unreachable("Zoom", exc, " for a token")) from None
         except ValueError as exc:
             raise PermanentSyncError(f"Zoom sync: {exc}.") from None
         return self._token
@@ -279,7 +280,7 @@ class ZoomClient:
             return self.session.get(url, params=params, headers={"Authorization": f"Bearer {token}"},
                                     allow_redirects=False)
         except requests.RequestException as exc:
-            raise TransientSyncError(f"Zoom could not be reached ({exc.__class__.__name__})") from None
+            raise TransientSyncError(unreachable("Zoom", exc)) from None
 
     def _scrub(self, text) -> str:
         return scrub(text, self._token, self._secret)

@@ -394,7 +394,7 @@ def test_an_unreachable_zoom_is_transient_and_names_no_url(world, zoom, settings
     settings.ZOOM_OAUTH_URL = "http://127.0.0.1:1/oauth/token"
     outcome = sync(world.acme)
     assert outcome.status == "failed" and outcome.retryable
-    assert outcome.message == "Zoom could not be reached for a token (ConnectionError)"
+    assert outcome.message == "Zoom could not be reached for a token (the connection failed)"
     assert APPS["acme"]["client_secret"] not in caplog.text
 
 

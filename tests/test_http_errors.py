@@ -1,10 +1,13 @@
-"""``integrations.http.retry_after_seconds``: what every platform client reads after a 429."""
+"""What every platform client reads after a 429 (``integrations.http``) and the words a tenant reads when a call failed (``engarde.errors``)."""
 
 from datetime import datetime, timezone
 
 import pytest
 import requests
 
+from django.db import DataError
+
+from engarde.errors import sentence_for, unreachable
 from integrations.http import MAX_RETRY_AFTER, parse_retry_after, retry_after_seconds
 
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
@@ -45,3 +48,25 @@ def test_the_platform_header_comes_first_then_retry_after_then_the_default():
     assert retry_after_seconds(answer(**{"Retry-After": "Wed, 02 Dec 2026 10:01:00 GMT"}), now=NOW) == 60
     assert retry_after_seconds(answer(), now=NOW) == 10.0
     assert retry_after_seconds(answer(**{"Retry-After": "nan"}), default=3, now=NOW) == 3
+
+
+# --- the words a tenant reads when a platform got no answer (engarde.errors) -------------------
+@pytest.mark.parametrize("exc, words", [
+    (requests.exceptions.ConnectTimeout(), "the connection timed out"),
+    (requests.exceptions.ReadTimeout(), "it did not answer in time"),
+    (requests.exceptions.SSLError(), "its TLS certificate could not be verified"),
+    (requests.exceptions.ConnectionError(), "the connection failed"),
+    (requests.exceptions.TooManyRedirects(), "it redirected too many times"),
+    (requests.exceptions.InvalidURL(), "the request failed"),
+])
+def test_an_unreachable_platform_is_said_in_words_not_an_exception_name(exc, words):
+    sentence = unreachable("Stripe", exc)
+    assert sentence == f"Stripe could not be reached ({words})"
+    assert type(exc).__name__ not in sentence
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("x"), KeyError("k"), ValueError("v"), requests.ConnectionError("c"),
+                                 DataError("value too long"), UnicodeEncodeError("utf-8", "x", 0, 1, "bad")])
+def test_a_failure_we_did_not_explain_is_a_sentence_without_a_class_name(exc):
+    sentence = sentence_for(exc)
+    assert type(exc).__name__ not in sentence and "Error" not in sentence and sentence[0].islower()

@@ -6,10 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import api_auth, SHARED_AD_ID
+from conftest import SHARED_AD_ID, api_auth
 from reports.models import MetaAdInsight
 from tenants.context import tenant_context
-from tenants.models import ApiToken
 
 
 def bearer(user) -> dict:

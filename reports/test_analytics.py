@@ -15,7 +15,7 @@ from contacts.models import Contact
 from integrations.models import TenantIntegration
 from reports.models import MetaAdInsight, WeeklyReport
 from tenants.context import tenant_context
-from tenants.models import ApiToken, Membership
+from tenants.models import Membership
 from webhooks.models import WebhookLog
 
 URL = "/api/v1/admin/analytics/"

@@ -2,9 +2,8 @@
 
 import pytest
 
-from conftest import api_auth, NO_DB_SETTING, SHARED_EMAIL, SHARED_WEBHOOK_SECRET
-from tenants.context import current_tenant_id
-from tenants.context import tenant_context
+from conftest import NO_DB_SETTING, SHARED_EMAIL, SHARED_WEBHOOK_SECRET, api_auth
+from tenants.context import current_tenant_id, tenant_context
 from tenants.models import ApiToken
 
 LIST_ENDPOINTS = [

@@ -7,10 +7,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from conftest import api_auth
 from contacts.models import Contact, Payment, PendingSignup
 from tenants.context import tenant_context
-from conftest import api_auth
-from tenants.models import ApiToken
 from webhooks.models import WebhookLog
 
 

@@ -185,3 +185,45 @@ def test_the_runtime_role_reads_no_other_tenants_tokens(world):
 def test_token_policies_in_the_catalogue(db):
     policies = dict(sql("SELECT polname, polcmd FROM pg_policy WHERE polrelid = 'tenants_apitoken'::regclass"))
     assert policies == {"tenant_isolation": "*", "own_rows_read": "r"}
+
+
+# --- the migration of personal tokens -----------------------------------------------------------
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_personal_tokens_move_to_their_users_only_tenant_or_are_deleted(world):
+    """Back to before tenant tokens (as the migrating owner), personal tokens of alice (acme only),
+    dana (globex only), charlie (no tenant) and a user of both; forward again: alice's and dana's
+    are their tenant's with their role there, the other two are gone."""
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    from conftest import make_user
+
+    both = make_user("both")
+    for tenant in (world.acme, world.globex):
+        with tenant_context(tenant):
+            Membership.objects.create(user=both, role=Membership.Role.ADMIN)
+    owner = connections["owner"]
+    before, after = ("tenants", "0005_policies_without_operator_setting"), ("tenants", "0006_tenant_api_tokens")
+    executor = MigrationExecutor(owner)
+    executor.migrate([before])
+    try:
+        old = MigrationExecutor(owner).loader.project_state(before).apps.get_model("tenants", "ApiToken")
+        for user in (world.alice, world.dana, world.charlie, both):
+            old.objects.using("owner").create(user_id=user.pk, name=f"personal {user.username}",
+                                              key_hash=ApiToken.hash(f"eg_{user.username}"), key_tail="tail")
+    finally:
+        executor = MigrationExecutor(owner)
+        executor.loader.build_graph()
+        executor.migrate([after])
+        owner.close()
+    for tenant, user, role in ((world.acme, world.alice, "owner"), (world.globex, world.dana, "owner")):
+        with tenant_context(tenant):
+            moved = ApiToken.objects.get(name=f"personal {user.username}")
+            assert (moved.created_by_id, moved.role) == (user.pk, role)
+            assert not ApiToken.objects.filter(name__in=["personal charlie", "personal both"]).exists()
+    found = ApiToken.authenticate("eg_alice")
+    assert found is not None and found.tenant_id == world.acme.pk
+    assert ApiToken.authenticate("eg_both") is None

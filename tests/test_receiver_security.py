@@ -19,11 +19,10 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from conftest import api_auth
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
-from conftest import api_auth
-from tenants.models import ApiToken
 from webhooks.models import WebhookLog
 from webhooks.testing import connect, fixture_bytes, fixture_names, freeze_rate_windows, rows, webhook_path
 

@@ -12,11 +12,11 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from conftest import api_auth, SHARED_EMAIL, SHARED_WEBHOOK_SECRET, make_user
+from conftest import SHARED_EMAIL, SHARED_WEBHOOK_SECRET, api_auth, make_user
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
-from tenants.models import ApiToken, Membership
+from tenants.models import Membership
 from webhooks.models import WebhookLog
 
 API_LISTS = [

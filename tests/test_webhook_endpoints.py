@@ -11,12 +11,11 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import api_auth, SHARED_WEBHOOK_SECRET, make_user
+from conftest import SHARED_WEBHOOK_SECRET, api_auth, make_user
 from contacts.models import Contact, Payment
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
-from tenants.models import ApiToken
 from webhooks.models import WebhookLog
 from webhooks.testing import (
     BROKEN_EMAIL,

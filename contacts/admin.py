@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from contacts.models import Contact, Payment, PendingSignup
+from integrations.filters import PlatformFilter
 from integrations.registry import label_of
 from tenants.models import TenantOwned
 
@@ -40,7 +41,7 @@ class TenantOwnedAdmin(admin.ModelAdmin):
 @admin.register(Contact)
 class ContactAdmin(TenantOwnedAdmin):
     list_display = ("email", "full_name", "tenant", "platform", "subscription_status", "mc_id", "ghl_id", "created_at")
-    list_filter = ("tenant", "source", "subscription_status")
+    list_filter = ("tenant", PlatformFilter, "subscription_status")
     search_fields = ("email", "first_name", "last_name", "phone", "mc_id", "ghl_id")
     readonly_fields = ("created_at", "updated_at")
 
@@ -48,7 +49,7 @@ class ContactAdmin(TenantOwnedAdmin):
 @admin.register(Payment)
 class PaymentAdmin(TenantOwnedAdmin):
     list_display = ("created_at", "tenant", "amount", "currency", "status", "platform", "external_id", "contact")
-    list_filter = ("tenant", "status", "dispute", "source", "currency")
+    list_filter = ("tenant", "status", "dispute", PlatformFilter, "currency")
     search_fields = ("external_id", "payment_event_id", "invoice_id", "contact__email", "contact__first_name",
                      "contact__last_name")
     list_select_related = ("tenant", "contact")
@@ -59,7 +60,7 @@ class PaymentAdmin(TenantOwnedAdmin):
 @admin.register(PendingSignup)
 class PendingSignupAdmin(TenantOwnedAdmin):
     list_display = ("created_at", "tenant", "contact", "platform", "external_id", "status", "decided_at", "decided_by")
-    list_filter = ("tenant", "status", "source")
+    list_filter = ("tenant", "status", PlatformFilter)
     search_fields = ("external_id", "contact__email", "contact__first_name", "contact__last_name")
     list_select_related = ("tenant", "contact", "decided_by")
     raw_id_fields = ("contact", "decided_by")

@@ -168,7 +168,8 @@ class PendingSignup(TenantOwned):
         indexes = [models.Index(fields=["tenant", "status"], name="signup_status_idx")]
 
     def __str__(self):
-        return f"{self.contact} via {self.source} ({self.status})"
+        # The platform is a column of its own in the admin; a title shows who and in what state.
+        return f"{self.contact} ({self.status})"
 
 
 class ContactDelivery(TenantOwned):

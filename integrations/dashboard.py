@@ -17,12 +17,12 @@ from django.utils import timezone
 from integrations.charts import daily_bars
 from integrations.models import TenantIntegration, webhook_url
 from integrations.registry import PROVIDERS
-from integrations.state import delivery_stats, platform_state
+from integrations.state import FAILING_STATUSES, delivery_stats, platform_state
 from tenants.decorators import tenant_page
 from webhooks.models import WebhookLog
 
 DAYS = 14
-FAILED = (WebhookLog.Status.FAILED, WebhookLog.Status.DEAD, WebhookLog.Status.MALFORMED)
+FAILED = FAILING_STATUSES
 
 
 def tenant_days(tenant, now=None) -> tuple[ZoneInfo, list[date]]:

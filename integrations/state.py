@@ -58,6 +58,11 @@ class DeliveryStats:
     recent_failures: int = 0
 
 
+#: What counts as a failed delivery, here and in the dashboard's failure rate (one answer): a
+#: delivery that could not be processed, whether retried (failed), given up (dead) or unreadable
+#: (malformed). Rejected ones are forgeries or misconfigurations, counted apart.
+FAILING_STATUSES = ("failed", "dead", "malformed")
+
 def _newer(moment, than) -> bool:
     return moment is not None and (than is None or moment >= than)
 
@@ -105,7 +110,7 @@ def delivery_stats(sources=None, now=None) -> dict[str, DeliveryStats]:
     rows = WebhookLog.objects.exclude(status=WebhookLog.Status.REJECTED)
     if sources is not None:
         rows = rows.filter(source__in=list(sources))
-    failing = (WebhookLog.Status.FAILED, WebhookLog.Status.DEAD)
+    failing = FAILING_STATUSES
     return {
         row["source"]: DeliveryStats(row["last"], row["failing"])
         for row in rows.order_by().values("source").annotate(
@@ -123,7 +128,7 @@ def with_delivery_stats(integrations, now=None):
     since = (now or timezone.now()) - FAILURE_WINDOW
     logs = (WebhookLog.objects.filter(tenant=OuterRef("tenant"), source=OuterRef("provider"))
             .exclude(status=WebhookLog.Status.REJECTED).order_by().values("tenant"))
-    failing = (WebhookLog.Status.FAILED, WebhookLog.Status.DEAD)
+    failing = FAILING_STATUSES
     return integrations.annotate(
         delivery_last_event_at=Subquery(logs.annotate(last=Max("received_at")).values("last")),
         delivery_recent_failures=Coalesce(

@@ -199,7 +199,7 @@ def test_owner_connects_poshvip_replays_and_approves_and_another_tenant_sees_non
     page.goto("/signups/")
     pending = page.get_by_test_id(f"signup-{signup.pk}")
     expect(pending).to_contain_text(BUYER)
-    expect(pending.get_by_test_id("signup-status")).to_have_text("pending")
+    expect(pending.get_by_test_id("signup-status")).to_have_text("Pending")
     pages.snap(page)
     pending.get_by_role("button", name="Approve").click()
     expect(page.locator(".messages")).to_contain_text("1 sign-up approved.")
@@ -210,7 +210,7 @@ def test_owner_connects_poshvip_replays_and_approves_and_another_tenant_sees_non
         assert (signup.status, signup.decided_by_id) == (PendingSignup.Status.APPROVED, world.alice.pk)
         assert PendingSignup.objects.get(source="zoom").status == PendingSignup.Status.PENDING  # only that one
     page.goto("/signups/?status=approved")
-    expect(page.get_by_test_id(f"signup-{signup.pk}").get_by_test_id("signup-status")).to_have_text("approved")
+    expect(page.get_by_test_id(f"signup-{signup.pk}").get_by_test_id("signup-status")).to_have_text("Approved")
     pages.snap(page)
 
     # The other pages of the scenario, for the secret check below.

@@ -17,35 +17,24 @@ from django.utils.translation import ngettext
 
 from engarde.admin_confirm import confirm_first
 from integrations.models import TenantIntegration
-from integrations.registry import PROVIDERS, label_of
+from integrations.filters import WebhookPlatformFilter
+from integrations.registry import label_of
 from webhooks import processing
 from webhooks.models import WebhookLog
 from webhooks.pages import redacted_request
-
-
-class PlatformFilter(admin.SimpleListFilter):
-    """The platforms by their labels ("Posh.VIP"), filtering on the stored source name."""
-
-    title, parameter_name = "platform", "source"
-
-    def lookups(self, request, model_admin):
-        return [(name, provider.label) for name, provider in PROVIDERS.items() if provider.receives_webhooks]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(source=self.value()) if self.value() else queryset
 
 
 @admin.register(WebhookLog)
 class WebhookLogAdmin(admin.ModelAdmin):
     list_display = ("received_at", "tenant", "platform", "event_type", "short_event_id", "status", "origin",
                     "delivery_count", "attempts")
-    list_filter = ("tenant", PlatformFilter, "status", "origin")
+    list_filter = ("tenant", WebhookPlatformFilter, "status", "origin")
     search_fields = ("event_id",)
     list_select_related = ("tenant",)
     actions = ("replay",)
     fieldsets = (
         # The traceback is for operators only: tenant pages and the API show the sentence (error).
-        (None, {"fields": ("tenant", "source", "event_type", "event_id", "status", "error", "traceback")}),
+        (None, {"fields": ("tenant", "platform", "event_type", "event_id", "status", "error", "traceback")}),
         ("Delivery", {"fields": (
             "origin", "received_at", "last_delivery_at", "processed_at", "delivery_count", "attempts", "remote_addr",
             "unstored_rejections",

@@ -92,7 +92,11 @@ class WebhookLog(TenantOwned):
         ]
 
     def __str__(self):
-        return f"{self.source} {self.event_type or '?'} {self.event_id} ({self.status})"
+        # Admin titles and breadcrumbs: the platform's label ("Posh.VIP"), not its name.
+        from webhooks.sources import find_source
+
+        source = find_source(self.source)
+        return f"{source.label if source else self.source} {self.event_type or '?'} {self.event_id} ({self.status})"
 
     @property
     def body_text(self) -> str:

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from integrations.http import UnsafeUrl, ensure_public_https, pinned_session, retry_after_seconds
 from integrations.sync import PermanentSyncError, TransientSyncError
-from engarde.errors import unreachable
+from engarde.errors import Explained, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ PAGE_LENGTH = 100
 LABEL = "Easy!Appointments"
 
 
-class EasyAppointmentsRefused(Exception):
+class EasyAppointmentsRefused(Explained):
     """A 4xx other than 401/403/429 (a customer that does not exist is a 404): the caller judges."""
 
     def __init__(self, status: int, path: str):
@@ -44,7 +44,7 @@ class EasyAppointmentsRefused(Exception):
         self.status, self.path = status, path
 
 
-class NotConnected(Exception):
+class NotConnected(Explained):
     """The tenant has no usable E!A connection (no URL or no password/token)."""
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.cache import cache
 
+from engarde.errors import Explained
 from integrations.http import ApiError, RateLimited, make_session, retry_after_seconds
 
 CUSTOMER_CACHE_SECONDS = 3600
@@ -25,7 +26,7 @@ CUSTOMER_CACHE_SECONDS = 3600
 REFUSED = (401, 403, 404)
 
 
-class LookupRefused(Exception):
+class LookupRefused(Explained):
     """Stripe will not show this object to this key; the message says which and why."""
 
     def __init__(self, message: str, status: int):

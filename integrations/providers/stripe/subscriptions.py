@@ -15,6 +15,7 @@ from __future__ import annotations
 from contacts.models import Contact
 from contacts.services import upsert_contact
 from contacts.values import fit
+from engarde.errors import Explained
 
 EVENTS = (
     "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
@@ -29,7 +30,7 @@ EVENT_DOCS = {
 }
 
 
-class CustomerUnknown(Exception):
+class CustomerUnknown(Explained):
     """No contact is linked to this Stripe customer yet, and Stripe was not asked (no secret key):
     retried, since the customer's invoice usually arrives just after."""
 

@@ -38,7 +38,7 @@ from django.core.cache import cache
 from integrations.crypto import DecryptionError, decrypt, encrypt
 from integrations.http import MAX_RETRY_AFTER, ApiError, RateLimited, make_session, parse_retry_after
 from integrations.sync import PermanentSyncError, TransientSyncError
-from engarde.errors import unreachable
+from engarde.errors import Explained, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class TokenRefused(ApiError):
         self.status, self.reason = status, reason
 
 
-class ZoomRefused(Exception):
+class ZoomRefused(Explained):
     """A 4xx from the API that is not about the token: the caller decides what it means."""
 
     def __init__(self, status: int, code, message: str, path: str):

@@ -281,6 +281,15 @@ WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
 # The sweeper re-publishes rows still "received" after this long (lost publish, broker outage).
 WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+# How stored rows reach a worker: "tasks" (one process_webhook message per row) or "rows" (the
+# stored row is the queue: a deduplicated wake-up, workers claim batches; webhooks/drain.py).
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="tasks")
+if WEBHOOK_QUEUE not in ("tasks", "rows"):
+    raise ImproperlyConfigured("WEBHOOK_QUEUE is tasks or rows (see README.md, Configuration)")
+WEBHOOK_DRAIN_BATCH = env.int("WEBHOOK_DRAIN_BATCH", default=100)
+WEBHOOK_DRAIN_PER_TENANT = env.int("WEBHOOK_DRAIN_PER_TENANT", default=20)
+WEBHOOK_CLAIM_LEASE_SECONDS = env.int("WEBHOOK_CLAIM_LEASE_SECONDS", default=300)
+WEBHOOK_WAKE_SECONDS = env.int("WEBHOOK_WAKE_SECONDS", default=1)
 # Retention (webhooks.prune_webhooks, daily): bodies and headers of processed rows, and rejected
 # rows whole, are dropped after this many days; 0 keeps them.
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=90)

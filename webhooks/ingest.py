@@ -17,9 +17,9 @@ from django.db.models import F, Subquery
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
-from engarde.queue import enqueue_on_commit
 from webhooks import ratelimit
 from webhooks.contract import TEST_EVENT_TYPE, Connection, Source, VerificationFailed, WebhookRequest, body_hash
+from webhooks.drain import hand_off
 from webhooks.models import WebhookLog
 from webhooks.redaction import redact_bytes, redact_headers
 
@@ -108,9 +108,7 @@ def store_fetched(source: str, event_id: str, event_type: str, body: bytes) -> i
     )
     if not _insert_unless_known(row):
         return None
-    from webhooks.tasks import process_webhook
-
-    enqueue_on_commit(process_webhook, row.pk, str(row.tenant_id))
+    hand_off(row.pk, str(row.tenant_id))
     return row.pk
 
 
@@ -188,9 +186,7 @@ def _store(provider, request, headers, body, *, event_id, event_type, status, er
             raise IntegrityError("webhook row neither inserted nor found")
         return Outcome(200, {"status": "duplicate", "event_id": event_id})
     if queue:
-        from webhooks.tasks import process_webhook
-
-        enqueue_on_commit(process_webhook, row.pk, str(row.tenant_id))
+        hand_off(row.pk, str(row.tenant_id))
     return Outcome(200, {"status": status, "event_id": event_id}, row.pk)
 
 

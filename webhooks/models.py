@@ -81,10 +81,10 @@ class WebhookLog(TenantOwned):
         ]
         indexes = [
             models.Index(fields=["tenant", "source", "received_at"], name="webhooklog_source_idx"),
-            # The sweeper's and the metrics' lookups: only the rows still waiting (a small part of
+            # The sweeper's, the drain's and the metrics' lookups: only the rows still waiting or claimed (a small part of
             # the table), not every processed row (docs/architecture.md, "Indexes").
             models.Index(fields=["status", "updated_at"], name="webhooklog_waiting_idx",
-                         condition=Q(status__in=["received", "failed"])),
+                         condition=Q(status__in=["received", "failed", "processing"])),
             # The newest rejected row (counting a flood) and a tenant's rows in one state, newest first.
             models.Index(fields=["tenant", "status", "received_at"], name="webhooklog_tenant_status_idx"),
             # Retention's rejected rows past their days, across tenants (1 % of the table).

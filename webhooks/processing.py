@@ -48,18 +48,19 @@ class NothingToDo(Exception):
     """The row is gone, already processed, or not processable (rejected, ignored, malformed)."""
 
 
-def process(log_id: int, tenant_id: str) -> str:
-    """Run the row's handler. Returns the final status; raises what the handler raised."""
-    provider, handler, event = _read(log_id, tenant_id)
+def process(log_id: int, tenant_id: str, states=PROCESSABLE) -> str:
+    """Run the row's handler. Returns the final status; raises what the handler raised. ``states``:
+    what the row may be in (a drain also takes the rows it claimed, ``processing``)."""
+    provider, handler, event = _read(log_id, tenant_id, states)
     fetcher = provider.fetchers.get(event.log.event_type)
     if fetcher is not None:
         event.fetched = fetcher(event)  # outside any transaction: see the module's docstring
-    return _claim_and_write(log_id, tenant_id, handler, event)
+    return _claim_and_write(log_id, tenant_id, handler, event, states)
 
 
-def _read(log_id: int, tenant_id: str) -> tuple[Source, Handler, Event]:
+def _read(log_id: int, tenant_id: str, states=PROCESSABLE) -> tuple[Source, Handler, Event]:
     with tenant_context(tenant_id):
-        row = _processable(WebhookLog.objects.filter(pk=log_id))
+        row = _processable(WebhookLog.objects.filter(pk=log_id), states)
         provider = sources.get_source(row.source)
         handler = provider.handler_for(row.event_type)
         if handler is None:
@@ -74,9 +75,9 @@ def _read(log_id: int, tenant_id: str) -> tuple[Source, Handler, Event]:
     return provider, handler, Event(payload=payload, data=data, log=row, integration=integration)
 
 
-def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event) -> str:
+def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event, states=PROCESSABLE) -> str:
     with tenant_context(tenant_id):
-        row = _processable(WebhookLog.objects.select_for_update().defer("body", "headers").filter(pk=log_id))
+        row = _processable(WebhookLog.objects.select_for_update().defer("body", "headers").filter(pk=log_id), states)
         row.status, row.attempts = WebhookLog.Status.PROCESSING, row.attempts + 1
         event.log = row
         with delivery_scope(row.pk, row.source):  # the contact's page lists the deliveries that made it
@@ -89,9 +90,9 @@ def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event
     return row.status
 
 
-def _processable(rows) -> WebhookLog:
+def _processable(rows, states=PROCESSABLE) -> WebhookLog:
     row = rows.first()
-    if row is None or row.status not in PROCESSABLE:
+    if row is None or row.status not in states:
         raise NothingToDo(row.status if row else "missing")
     return row
 
@@ -126,7 +127,8 @@ def traceback_of(error: BaseException) -> str:
     return text if len(text) <= TRACEBACK_LIMIT else "…" + text[-TRACEBACK_LIMIT:]
 
 
-def record_failure(log_id: int, tenant_id: str, error: BaseException, final: bool | None) -> str | None:
+def record_failure(log_id: int, tenant_id: str, error: BaseException, final: bool | None,
+                   states=PROCESSABLE) -> str | None:
     """After a failed attempt (its transaction rolled back): count it, keep the reason and the
     traceback, and return the row's new status (``None``: another delivery finished it meanwhile).
 
@@ -149,7 +151,7 @@ def record_failure(log_id: int, tenant_id: str, error: BaseException, final: boo
         source = WebhookLog.objects.filter(pk=log_id).values_list("source", flat=True).first()
         held = sources.connections().secrets(source) if source else []
         message, trace = redact_text(reason_of(error), held), redact_text(traceback_of(error), held)
-        counted = WebhookLog.objects.filter(pk=log_id, status__in=PROCESSABLE).update(
+        counted = WebhookLog.objects.filter(pk=log_id, status__in=states).update(
             status=status, attempts=F("attempts") + 1, error=message, traceback=trace,
             updated_at=timezone.now(),
         )
@@ -177,8 +179,7 @@ def retry_delay(retries: int) -> float:
 def replay(row: WebhookLog) -> bool:
     """Put a stored delivery back in the queue (operators, tenant admins). Rejected rows were
     never verified and stay rejected. Call inside the row's tenant (or operator) context."""
-    from engarde.queue import enqueue_on_commit
-    from webhooks.tasks import process_webhook
+    from webhooks.drain import hand_off
 
     if row.status == WebhookLog.Status.REJECTED or row.pruned_at:  # pruned: no body left to run
         return False
@@ -188,7 +189,7 @@ def replay(row: WebhookLog) -> bool:
     WebhookLog.objects.filter(pk=row.pk).update(
         status=WebhookLog.Status.RECEIVED, error="", traceback="", updated_at=timezone.now()
     )
-    enqueue_on_commit(process_webhook, row.pk, str(row.tenant_id))
+    hand_off(row.pk, str(row.tenant_id))
     return True
 
 

@@ -39,11 +39,36 @@ def process_webhook(self, log_id: int, tenant_id: str) -> str:
         raise self.retry(countdown=countdown, exc=exc)
 
 
+@shared_task(name="webhooks.drain", acks_late=True, reject_on_worker_lost=True)
+def drain() -> int:
+    """``WEBHOOK_QUEUE=rows``: claim and process one fair batch of stored rows (webhooks/drain.py);
+    another drain follows while batches come back full."""
+    from django.core.cache import cache
+
+    from webhooks import drain as rows
+
+    try:
+        cache.delete(rows.WAKE_KEY)  # from now on a new delivery wakes another drain
+    except Exception as exc:
+        log.warning("drain: could not clear the wake-up key: %s", exc.__class__.__name__)
+    claimed, more = rows.drain_once()
+    if more:
+        rows.wake(force=True)
+    return claimed
+
+
 @shared_task(name="webhooks.sweep_webhooks")
 def sweep_webhooks() -> int:
-    """Beat: publish again what a lost publish or a broker outage left behind."""
+    """Beat: publish again what a lost publish or a broker outage left behind. In rows mode a
+    ``received`` row is not a message: one drain is woken for all of them (and for expired claims)."""
+    from webhooks import drain as row_queue
+
+    woken = row_queue.rows_mode() and row_queue.stuck() and row_queue.wake(force=True)
     with operator_context("beat: sweep stuck webhook rows"):
-        rows = list(stuck_rows().values_list("pk", "tenant_id")[:1000])
+        stuck = stuck_rows()
+        if row_queue.rows_mode():
+            stuck = stuck.filter(status=WebhookLog.Status.FAILED)
+        rows = list(stuck.values_list("pk", "tenant_id")[:1000])
     published = [pk for pk, tenant_id in rows if enqueue(process_webhook, pk, str(tenant_id))]
     if published:
         # Start their clock again: a queue that is merely slow must not get the same rows
@@ -52,7 +77,7 @@ def sweep_webhooks() -> int:
             WebhookLog.objects.filter(
                 pk__in=published, status__in=[WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED]
             ).update(updated_at=timezone.now())
-    published = len(published)
+    published = len(published) + int(bool(woken))
     if rows:
         log.info("sweeper: %d stuck webhook row(s), %d published", len(rows), published)
     return published

@@ -1,0 +1,191 @@
+"""The stored row is the queue (``WEBHOOK_QUEUE=rows``, webhooks/drain.py), with the real parts:
+PostgreSQL as the runtime role, Redis as broker and cache, a real Celery worker in a subprocess.
+
+1. A burst of deliveries publishes a handful of wake-ups, not one message per row, and every row
+   becomes its payment once.
+2. A worker SIGKILLed in the middle of a batch: what it processed stays, the rest is claimed again
+   once the lease runs out, and every payment exists exactly once.
+3. One tenant's flood does not starve another: the second tenant's rows, stored after the flood, are
+   done in the first batch.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection, connections
+from django.test import Client, override_settings
+
+from conftest import requires_postgres
+from contacts.models import Payment
+from tenants.context import tenant_context
+from tenants.models import Tenant
+from tests.test_reliability import (
+    REDIS_URL,
+    ROOT,
+    SECRET,
+    celery_broker,
+    child_env,
+    owner_connection,
+    post_stripe,
+    redis_db,
+    requires_redis,
+    runtime_database_url,
+    stop,
+    stripe_event,
+    wait_for,
+)
+from webhooks.models import WebhookLog
+from webhooks.tasks import sweep_webhooks
+from webhooks.testing import connect
+
+__all__ = ["redis_db"]
+
+pytestmark = [requires_postgres, requires_redis, pytest.mark.django_db(transaction=True, databases=["default", "owner"])]
+
+REDIS_CACHE = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+
+def start_worker(tmp_path: Path, name: str, **extra: str) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / f"{name}.log"
+    env = child_env(tmp_path, DATABASE_URL=runtime_database_url(), CELERY_BROKER_URL=REDIS_URL, CACHE_URL=REDIS_URL,
+                    CELERY_VISIBILITY_TIMEOUT="2", WEBHOOK_QUEUE="rows", **extra)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "engarde", "worker", "--pool=solo", "--concurrency=1",
+             "-Q", "webhooks,default", "-l", "info", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    return proc, log
+
+
+def make_tenant(label: str) -> Tenant:
+    tenant = Tenant.objects.create(slug=f"{label}-{uuid.uuid4().hex[:6]}", name=label)
+    connect(tenant, "stripe", SECRET)
+    return tenant
+
+
+def deliver(tenant: Tenant, prefix: str, count: int) -> None:
+    client = Client()
+    for i in range(count):
+        body = stripe_event(f"evt_{prefix}_{i}", f"pi_{prefix}_{i}", f"{prefix}{i}@example.com")
+        response = post_stripe(client, tenant, body)
+        assert response.status_code == 200 and response.json()["status"] == "received", response.content
+
+
+def statuses(tenant: Tenant) -> dict[str, int]:
+    with tenant_context(tenant):
+        found: dict[str, int] = {}
+        for status in WebhookLog.objects.values_list("status", flat=True):
+            found[status] = found.get(status, 0) + 1
+        return found
+
+
+def all_processed(tenant: Tenant, count: int):
+    return statuses(tenant) == {"processed": count}
+
+
+@pytest.fixture
+def rows_mode(redis_db):
+    with override_settings(WEBHOOK_QUEUE="rows", CACHES=REDIS_CACHE), celery_broker(REDIS_URL):
+        yield redis_db
+    connections["owner"].close()
+
+
+def test_a_burst_sends_a_few_wake_ups_and_every_row_is_processed_once(rows_mode, tmp_path):
+    tenant = make_tenant("burst")
+    deliver(tenant, "burst", 300)
+    messages = rows_mode.llen("webhooks")
+    print(f"\n300 deliveries published {messages} drain message(s)")
+    assert 1 <= messages <= 20
+    assert statuses(tenant) == {"received": 300}
+    worker, log = start_worker(tmp_path, "burst")
+    try:
+        wait_for("every row processed", lambda: all_processed(tenant, 300), timeout=120, proc=worker, log=log)
+    finally:
+        stop(worker)
+    with tenant_context(tenant):
+        assert Payment.objects.count() == 300
+        assert set(WebhookLog.objects.values_list("attempts", flat=True)) == {1}
+    assert "Task webhooks.process_webhook[" not in log.read_text()  # no message per row
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(rows_mode, tmp_path):
+    """The worker blocks inside the handler of the 4th row (its payment's unique key is held by an
+    uncommitted row of this test's), is SIGKILLed there, and a second worker finishes the batch
+    once the claim's lease has run out."""
+    tenant = make_tenant("killed")
+    db_name, runtime_user = connection.settings_dict["NAME"], connection.settings_dict["USER"]
+    holder, watcher = owner_connection(autocommit=False), owner_connection(autocommit=True)
+    first = second = None
+    try:
+        holder.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant.pk)])
+        holder.execute(
+            "INSERT INTO contacts_payment (tenant_id, amount, amount_refunded, currency, status, source, "
+            "external_id, payment_event_id, description, metadata, created_at, updated_at) "
+            "VALUES (%s, 1, 0, 'EUR', 'pending', 'test', '', 'pi_killed_3', 'held by the test', '{}', now(), now())",
+            [tenant.pk],
+        )
+        deliver(tenant, "killed", 10)
+        first, first_log = start_worker(tmp_path, "killed-first", WEBHOOK_CLAIM_LEASE_SECONDS="3")
+
+        def blocked():
+            rows = watcher.execute(
+                "SELECT pid, query FROM pg_stat_activity WHERE datname = %s AND usename = %s AND wait_event_type = 'Lock'",
+                [db_name, runtime_user]).fetchall()
+            return [pid for pid, query in rows if "contacts_payment" in query]
+
+        (blocked_pid,) = wait_for("the worker to block in the 4th row's handler", blocked, timeout=60,
+                                  proc=first, log=first_log)
+        mid = statuses(tenant)
+        print(f"\nwhen killed: {mid}")
+        assert mid.get("processed") == 3 and mid.get("processing", 0) >= 1  # mid-batch, claimed rows leased
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        holder.rollback()
+        wait_for("the killed worker's session to end", lambda: not watcher.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [blocked_pid]).fetchall(), timeout=20)
+
+        second, second_log = start_worker(tmp_path, "killed-second", WEBHOOK_CLAIM_LEASE_SECONDS="3")
+        # Whether or not the redelivered drain came after the lease ran out, the sweeper (the
+        # backstop, every minute under beat) wakes a drain for leases that ran out.
+        time.sleep(3)
+        with override_settings(WEBHOOK_CLAIM_LEASE_SECONDS=3):
+            sweep_webhooks()
+        wait_for("every row processed", lambda: all_processed(tenant, 10), timeout=90, proc=second, log=second_log)
+    finally:
+        stop(first)
+        stop(second)
+        holder.close()
+        watcher.close()
+    with tenant_context(tenant):
+        ids = sorted(Payment.objects.values_list("payment_event_id", flat=True))
+        assert ids == sorted(f"pi_killed_{i}" for i in range(10))  # each once
+        assert set(WebhookLog.objects.values_list("attempts", flat=True)) == {1}  # the killed attempt rolled back
+
+
+def test_one_tenants_flood_does_not_starve_another(rows_mode, tmp_path):
+    flood, quiet = make_tenant("flood"), make_tenant("quiet")
+    deliver(flood, "flood", 200)
+    deliver(quiet, "quiet", 10)  # stored after the whole flood
+    worker, log = start_worker(tmp_path, "fair", WEBHOOK_DRAIN_BATCH="40", WEBHOOK_DRAIN_PER_TENANT="20")
+    try:
+        wait_for("both tenants processed", lambda: all_processed(flood, 200) and all_processed(quiet, 10),
+                 timeout=120, proc=worker, log=log)
+    finally:
+        stop(worker)
+    with tenant_context(flood):
+        flood_times = sorted(WebhookLog.objects.values_list("processed_at", flat=True))
+    with tenant_context(quiet):
+        quiet_done = max(WebhookLog.objects.values_list("processed_at", flat=True))
+    # First-come-first-served would process all 200 first; the quiet tenant is done within the first
+    # batch (20 rows of each tenant), before the flood's 40th row.
+    print(f"\nthe quiet tenant was done after {sum(t < quiet_done for t in flood_times)} of the flood's rows")
+    assert quiet_done < flood_times[39]

@@ -189,3 +189,25 @@ def test_one_tenants_flood_does_not_starve_another(rows_mode, tmp_path):
     # batch (20 rows of each tenant), before the flood's 40th row.
     print(f"\nthe quiet tenant was done after {sum(t < quiet_done for t in flood_times)} of the flood's rows")
     assert quiet_done < flood_times[39]
+
+
+def test_a_broker_outage_loses_nothing_and_the_sweeper_wakes_a_drain(rows_mode):
+    import base64
+    import json
+
+    from tests.test_reliability import CLOSED_BROKER
+    from webhooks.tasks import drain
+
+    tenant = make_tenant("outage")
+    with celery_broker(CLOSED_BROKER):
+        deliver(tenant, "outage", 3)  # answered 200 "received" with the broker down
+    assert statuses(tenant) == {"received": 3} and rows_mode.llen("webhooks") == 0
+    with override_settings(WEBHOOK_SWEEP_AFTER_SECONDS=3600):
+        assert sweep_webhooks() == 0  # not stuck yet
+    with override_settings(WEBHOOK_SWEEP_AFTER_SECONDS=0):
+        assert sweep_webhooks() == 1
+    (raw,) = rows_mode.lrange("webhooks", 0, -1)  # one wake-up for all three rows
+    assert json.loads(raw)["headers"]["task"] == "webhooks.drain"
+    assert json.loads(base64.b64decode(json.loads(raw)["body"]))[0] == []
+    assert drain.apply().get() == 3  # what a worker would run
+    assert statuses(tenant) == {"processed": 3}

@@ -1,27 +1,35 @@
 """Issue 12's pages in Debian's Chromium: search, filter, export and the contact page; and every
-tenant page plus the admin's tenant page at 1280 and 390 px, saved to ``screenshots/`` and checked
-for sideways scrolling and for content cut off at the right edge.
+tenant page (signed in, signed out, a user of two tenants, an invitation's page) plus the admin's
+tenant, onboarding and list pages at 1280 and 390 px, saved to ``SHOTS`` (/tmp/engarde-shots) and
+checked for sideways scrolling and for content cut off at the right edge.
 
 Shares ``tests/test_browser.py``'s Chromium, live server and sign-in (imported fixtures).
 """
 
 import csv
 import io
+import os
 import re
 from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
 from contacts.models import Contact, Payment
+from integrations.providers.easyappointments.testing import connect_ea, fake_ea  # noqa: F401 (fixture)
 from tenants.context import tenant_context
+from tenants.models import Invitation, Membership
 from tests.test_browser import (  # noqa: F401 (fixtures)
-    POSH_SECRET, SCREENSHOTS, browser, new_context, post_signed, pytestmark, sign_in, site,
+    POSH_SECRET, browser, new_context, post_signed, pytestmark, sign_in, site,
 )
 from webhooks.models import WebhookLog
 from webhooks.testing import connect, fixture_bytes
 
 WIDTHS = (("desktop", 1280, 800), ("phone", 390, 844))
+SHOTS = Path(os.environ.get("ENGARDE_SHOTS", "/tmp/engarde-shots"))
+SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 # At 1280 px not even a table scrolls sideways inside its box (on a phone a wide table may).
 SCROLLED_BOXES = """() => [...document.querySelectorAll('main *, #content *')].filter((el) => {
@@ -104,10 +112,50 @@ def test_search_filter_export_and_the_contact_page(site, world, data, new_contex
     assert [(r[2], r[4], r[5]) for r in rows[1:]] == [("30.000", "USD", "refunded")]
 
 
-def test_screenshots_of_every_tenant_page_and_the_admin_tenant_page(site, world, data, new_context):
-    """Every tenant page, and the admin's tenant page, at 1280 and 390 px: no page scrolls
-    sideways and nothing is cut off at the right edge. The images are in screenshots/."""
+def layout_problems(page, name: str, problems: list, widths=WIDTHS, reload: bool = False) -> None:
+    """The page at each width, saved to ``SHOTS/<name>-<label>.png``; what scrolls sideways or is
+    cut off at the right edge (and, at 1280 px, any box that scrolls sideways) goes on ``problems``.
+    ``reload`` loads the page again at each width (for script that reads the width on load)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for i, (label, width, height) in enumerate(widths):
+        page.set_viewport_size({"width": width, "height": height})
+        if reload and i:
+            page.reload()
+        page.screenshot(path=SHOTS / f"{name}-{label}.png", full_page=True)
+        where = f"{name} ({urlsplit(page.url).path}) at {width} px"
+        if (overflow := page.evaluate(SIDEWAYS)) > 0:
+            problems.append(f"{where} scrolls sideways by {overflow} px")
+        if cut := page.evaluate(CUT_OFF):
+            problems.append(f"{where} cuts off {cut}")
+        if width >= 1280 and (boxes := page.evaluate(SCROLLED_BOXES)):
+            problems.append(f"{where} has boxes that scroll sideways: {boxes}")
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def visit(page, pages: dict, problems: list, widths=WIDTHS) -> None:
+    for name, path in pages.items():
+        response = page.goto(path)
+        assert response.status == 200, (path, response.status)
+        layout_problems(page, name, problems, widths, reload=True)
+
+
+def admin_sign_in(context):
+    page = context.new_page()
+    page.goto("/admin/login/")
+    page.fill("#id_username", "oscar")
+    page.fill("#id_password", "pw-oscaroscar")
+    page.get_by_role("button", name=re.compile("Log in", re.I)).click()
+    expect(page.locator("#user-tools")).to_be_visible()
+    return page
+
+
+def test_screenshots_of_every_tenant_page_and_the_admin_tenant_page(site, world, data, fake_ea, new_context):
+    """Every tenant page (signed in, signed out, a user of two tenants, an invitation's page), and
+    the admin's tenant, onboarding, webhook-log, contact and payment pages: at 1280 and 390 px
+    (the admin's lists at 1280 px) no page scrolls sideways and nothing is cut off at the right
+    edge. The images are in SHOTS (/tmp/engarde-shots unless ENGARDE_SHOTS says otherwise)."""
     connect(world.acme, "poshvip", POSH_SECRET)
+    connect_ea(world.acme, fake_ea)
     url = f"{site.url}/api/webhooks/{world.acme.pk}/poshvip/"
     assert post_signed(url, fixture_bytes("poshvip", "purchase_created"), POSH_SECRET).status_code == 200
     with tenant_context(world.acme):
@@ -115,36 +163,37 @@ def test_screenshots_of_every_tenant_page_and_the_admin_tenant_page(site, world,
         buyer = Contact.objects.get(email="jordan.blake@example.com")
         WebhookLog.objects.create(source="stripe", event_id="evt_forged_0001", status="rejected", body=b"{}",
                                   error="The Stripe-Signature header does not match this tenant's signing secret.")
+        Membership.objects.create(user=world.dana, role=Membership.Role.MEMBER)  # dana: in two tenants
+        newcomer = Invitation(email="someone.with.a.long.address@subdomain.example.org", invited_by=world.alice)
+        new_token = newcomer.new_token()
+        newcomer.save()
+        existing = Invitation(email="charlie@example.com", invited_by=world.alice)
+        existing_token = existing.new_token()
+        existing.save()
     tenant_pages = {
         "dashboard": "/", "contacts": "/contacts/", "contact": f"/contacts/{buyer.pk}/", "payments": "/payments/",
         "webhooks": "/webhooks/", "delivery": f"/webhooks/{delivery.pk}/", "signups": "/signups/",
+        "reports": "/reports/", "insights": "/insights/?date_from=2026-12-01&date_to=2026-12-05",
         "members": "/members/", "tokens": "/tokens/", "setup-poshvip": "/setup/poshvip/", "setup-stripe": "/setup/stripe/",
     }
-    SCREENSHOTS.mkdir(exist_ok=True)
-    problems = []
-    for user, pages in (("alice", tenant_pages), ("oscar", {"admin-tenant": f"/admin/tenants/tenant/{world.acme.pk}/change/",
-                                                            "admin-onboard": "/admin/tenants/tenant/add/"})):
-        context = new_context(viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        if user == "oscar":
-            page.goto("/admin/login/")
-            page.fill("#id_username", "oscar")
-            page.fill("#id_password", "pw-oscaroscar")
-            page.get_by_role("button", name=re.compile("Log in", re.I)).click()
-        else:
-            page = sign_in(context, user)
-        for label, width, height in WIDTHS:
-            page.set_viewport_size({"width": width, "height": height})
-            for name, path in pages.items():
-                assert page.goto(path).status == 200, path
-                page.screenshot(path=SCREENSHOTS / f"{name}-{label}.png", full_page=True)
-                overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-                if overflow > 0:
-                    problems.append(f"{path} at {width} px scrolls sideways by {overflow} px")
-                if cut := page.evaluate(CUT_OFF):
-                    problems.append(f"{path} at {width} px cuts off {cut}")
-                if width >= 1280 and (boxes := page.evaluate(SCROLLED_BOXES)):
-                    problems.append(f"{path} at {width} px has boxes that scroll sideways: {boxes}")
+    problems: list = []
+    visit(sign_in(new_context(viewport={"width": 1280, "height": 800}), "alice"), tenant_pages, problems)
+    dana = sign_in(new_context(viewport={"width": 1280, "height": 800}), "dana")
+    visit(dana, {"pick-tenant": "/tenants/pick/"}, problems)
+    expect(dana.locator("main table")).to_contain_text("Acme")
+    expect(dana.locator("main table")).to_contain_text("Globex")
+    anonymous = new_context(viewport={"width": 1280, "height": 800}).new_page()
+    visit(anonymous, {
+        "login": "/accounts/login/", "password-reset": "/accounts/password_reset/",
+        "invitation-new-account": f"/invitations/acme/{new_token}/",
+        "invitation-sign-in": f"/invitations/acme/{existing_token}/",
+    }, problems)
+
+    admin = admin_sign_in(new_context(viewport={"width": 1280, "height": 800}))
+    visit(admin, {"admin-tenant": f"/admin/tenants/tenant/{world.acme.pk}/change/",
+                  "admin-onboard": "/admin/tenants/tenant/add/"}, problems)
+    visit(admin, {"admin-webhook-log": "/admin/webhooks/webhooklog/", "admin-contacts": "/admin/contacts/contact/",
+                  "admin-payments": "/admin/contacts/payment/"}, problems, widths=WIDTHS[:1])
     assert not problems, "\n".join(problems)
 
 
@@ -169,11 +218,11 @@ def test_a_token_rotated_in_the_admin_is_shown_once_in_its_box_and_the_list_show
         token = TenantIntegration.objects.get(provider="manychat").webhook_secret
     expect(box.locator("input")).to_have_value(token)
     expect(box).to_contain_text("The old token keeps working for 24 h more.")
-    SCREENSHOTS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     problems = []
     for label, width, height in WIDTHS:
         page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=SCREENSHOTS / f"admin-new-token-{label}.png", full_page=True)
+        page.screenshot(path=SHOTS / f"admin-new-token-{label}.png", full_page=True)
         if (overflow := page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")) > 0:
             problems.append(f"the token page at {width} px scrolls sideways by {overflow} px")
         if cut := page.evaluate(CUT_OFF):
@@ -187,7 +236,7 @@ def test_a_token_rotated_in_the_admin_is_shown_once_in_its_box_and_the_list_show
 
     page.goto("/admin/integrations/tenantintegration/")
     expect(page.locator("td.field-state_pill span.state").first).to_be_visible()
-    page.screenshot(path=SCREENSHOTS / "admin-integrations-desktop.png", full_page=True)
+    page.screenshot(path=SHOTS / "admin-integrations-desktop.png", full_page=True)
     if (overflow := page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")) > 0:
         problems.append(f"the integration list at 1280 px scrolls sideways by {overflow} px")
     if boxes := page.evaluate(SCROLLED_BOXES):

@@ -194,6 +194,9 @@ def test_screenshots_of_every_tenant_page_and_the_admin_tenant_page(site, world,
                   "admin-onboard": "/admin/tenants/tenant/add/"}, problems)
     visit(admin, {"admin-webhook-log": "/admin/webhooks/webhooklog/", "admin-contacts": "/admin/contacts/contact/",
                   "admin-payments": "/admin/contacts/payment/"}, problems, widths=WIDTHS[:1])
+    filters = admin.locator("#changelist-filter")  # the payments' platforms by their labels
+    expect(filters.get_by_role("link", name="Posh.VIP", exact=True)).to_be_visible()
+    expect(filters.get_by_role("link", name="poshvip", exact=True)).to_have_count(0)
     assert not problems, "\n".join(problems)
 
 

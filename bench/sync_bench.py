@@ -55,7 +55,8 @@ def connect(slug: str, account: str) -> None:
 
 
 def child(graph_base: str, slug: str, label: str) -> dict:
-    env = bench.app_env(META_GRAPH_BASE=graph_base, META_GRAPH_VERSION="v25.0", CELERY_BROKER_URL="")
+    env = bench.app_env(META_GRAPH_BASE=graph_base, META_GRAPH_VERSION="v25.0", CELERY_BROKER_URL="",
+                        CELERY_TASK_ALWAYS_EAGER="true")  # no broker on purpose: DEBUG is off
     result = subprocess.run([bench.PY, str(HERE / "sync_child.py"), slug], cwd=bench.ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     if result.returncode:

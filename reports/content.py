@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.template.loader import render_to_string
 
+from integrations.registry import label_of
 from reports.weekly import HEALTH_STATUSES, change, figures
 
 CHART_HEIGHT = 80  # pixels of the tallest bar
@@ -20,7 +21,7 @@ def row(label: str, value, previous, suffix: str = "") -> dict:
 def sections(week: dict, before: dict) -> list[dict]:
     out = [{"title": "New contacts", "rows": [row("Total", week["new_contacts"]["total"],
                                                   before["new_contacts"]["total"])] + [
-        row(f"from {source}", n, before["new_contacts"]["by_source"].get(source))
+        row(f"from {label_of(source)}", n, before["new_contacts"]["by_source"].get(source))
         for source, n in week["new_contacts"]["by_source"].items()
     ]}]
     payments = []
@@ -50,7 +51,7 @@ def sections(week: dict, before: dict) -> list[dict]:
     health = []
     for platform, counts in week["webhooks"].items():
         was = before["webhooks"].get(platform, {})
-        health += [row(f"{platform} {name}", counts[name], was.get(name)) for name in ("received", *HEALTH_STATUSES)]
+        health += [row(f"{label_of(platform)} {name}", counts[name], was.get(name)) for name in ("received", *HEALTH_STATUSES)]
     out.append({"title": "Webhook health", "rows": health or [row("Deliveries", 0, 0)]})
     return out
 

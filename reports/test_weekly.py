@@ -76,13 +76,13 @@ def text_for(tenant, week=WEEK) -> str:
 
 def test_each_tenant_report_holds_only_its_own_numbers_with_changes(busy):
     acme, globex = text_for(busy.acme), text_for(busy.globex)
-    assert "  Total: 4 (+100%)" in acme and "  from manychat: 4 (+100%)" in acme
+    assert "  Total: 4 (+100%)" in acme and "  from ManyChat: 4 (+100%)" in acme
     assert "  EUR payments: 2 (+100%)" in acme and "  EUR total: 100.00 (+100%)" in acme
     assert "  EUR refunded: 5.00 (new)" in acme
     assert "  Approved: 1 (±0)" in acme and "  Queued: 1 (±0)" in acme
     assert "  Spend (EUR): 70.00 (+100%)" in acme and "  Clicks: 7 (±0)" in acme, acme
     assert "  Cost per new contact (EUR): 17.50 (±0)" in acme and "  Revenue / spend: 1.43× (±0)" in acme
-    assert "  stripe received: 2 (+100%)" in acme and "  stripe processed: 2 (+100%)" in acme
+    assert "  Stripe received: 2 (+100%)" in acme and "  Stripe processed: 2 (+100%)" in acme
     assert "  Spend (EUR): 2333.31 (+100%)" in globex and "  EUR total: 700.00 (+100%)" in globex
     assert "2333" not in acme and "700.00" not in acme and "70.00" not in globex.replace("700.00", "")
 

@@ -177,7 +177,12 @@ def test_screenshots_of_every_tenant_page_and_the_admin_tenant_page(site, world,
         "members": "/members/", "tokens": "/tokens/", "setup-poshvip": "/setup/poshvip/", "setup-stripe": "/setup/stripe/",
     }
     problems: list = []
-    visit(sign_in(new_context(viewport={"width": 1280, "height": 800}), "alice"), tenant_pages, problems)
+    alice = sign_in(new_context(viewport={"width": 1280, "height": 800}), "alice")
+    visit(alice, tenant_pages, problems)
+    alice.goto("/reports/")  # platforms by their labels, as everywhere else
+    expect(alice.locator("main")).to_contain_text("from Posh.VIP")
+    expect(alice.locator("main")).to_contain_text("Stripe rejected")
+    expect(alice.locator("main")).not_to_contain_text("poshvip")
     dana = sign_in(new_context(viewport={"width": 1280, "height": 800}), "dana")
     visit(dana, {"pick-tenant": "/tenants/pick/"}, problems)
     expect(dana.locator("main table")).to_contain_text("Acme")

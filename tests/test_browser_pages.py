@@ -49,6 +49,13 @@ CUT_OFF = """() => {
   }).slice(0, 5).map((el) => el.tagName + '.' + el.className + ' ' + (el.textContent || '').slice(0, 40));
 }"""
 
+# A button (or a link drawn as one) past the right edge, even inside a table that scrolls: a row's
+# actions must be reachable without scrolling the table sideways.
+BUTTONS_OFF_EDGE = """() => [...document.querySelectorAll('main button, main .button, #content button')].filter((el) => {
+  const r = el.getBoundingClientRect();
+  return r.width > 0 && r.right > document.documentElement.clientWidth + 1;
+}).slice(0, 5).map((el) => el.tagName + ' ' + (el.textContent || '').trim().slice(0, 30))"""
+
 
 @pytest.fixture
 def data(world):
@@ -127,6 +134,8 @@ def layout_problems(page, name: str, problems: list, widths=WIDTHS, reload: bool
             problems.append(f"{where} scrolls sideways by {overflow} px")
         if cut := page.evaluate(CUT_OFF):
             problems.append(f"{where} cuts off {cut}")
+        if off := page.evaluate(BUTTONS_OFF_EDGE):
+            problems.append(f"{where} has buttons past the right edge: {off}")
         if width >= 1280 and (boxes := page.evaluate(SCROLLED_BOXES)):
             problems.append(f"{where} has boxes that scroll sideways: {boxes}")
     page.set_viewport_size({"width": 1280, "height": 800})

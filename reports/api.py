@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from engarde.api import TenantScopedViewSet
+from engarde.days import EARLIEST, LATEST, parse_day
 from reports import analytics
 from reports.models import MetaAd, MetaAdInsight
 from tenants.context import operator_context
@@ -39,9 +40,9 @@ def query_date(params, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError({name: "Use a date as YYYY-MM-DD."}) from None
+        return parse_day(value, name)
+    except ValueError as exc:
+        raise ValidationError({name: f"Use a date as YYYY-MM-DD between {EARLIEST} and {LATEST} ({exc})."}) from None
 
 
 class MetaAdViewSet(TenantScopedViewSet):

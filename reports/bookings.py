@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import engarde.days as engarde_days
 from django.conf import settings
 from django.utils import timezone
 
@@ -62,12 +63,10 @@ def today_in(tenant) -> date:
 
 
 def parse_day(value, name: str) -> date:
-    if not isinstance(value, str) or len(value) != 10:
-        raise BadRequest(name, f"{name} must be a date as YYYY-MM-DD.")
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(name, f"{name} must be a date as YYYY-MM-DD; {value!r} is not a day.") from None
+        return engarde_days.parse_day(value, name)
+    except ValueError as exc:
+        raise BadRequest(name, f"{exc}.") from None
 
 
 def parse_range(values, tenant) -> tuple[date, date]:
@@ -77,7 +76,7 @@ def parse_range(values, tenant) -> tuple[date, date]:
     raw_from, raw_to = values.get("date_from"), values.get("date_to")
     date_to = parse_day(raw_to, "date_to") if raw_to not in (None, "") else today_in(tenant)
     date_from = parse_day(raw_from, "date_from") if raw_from not in (None, "") else (
-        date_to - timedelta(days=DEFAULT_RANGE_DAYS - 1))
+        max(date_to - timedelta(days=DEFAULT_RANGE_DAYS - 1), engarde_days.EARLIEST))
     return date_from, date_to
 
 

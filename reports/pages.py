@@ -3,6 +3,7 @@ the tenant's Easy!Appointments bookings (``reports.bookings``) with charts, Clau
 
 from datetime import date, timedelta
 
+from engarde.days import parse_day
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -18,7 +19,7 @@ PAST_WEEKS = 12
 def chosen_week(request, this_week: date) -> date:
     """``?week=YYYY-MM-DD`` (any day of it), within the past weeks shown; anything else: this week."""
     try:
-        week = week_start_of(date.fromisoformat(request.GET.get("week", "")))
+        week = week_start_of(parse_day(request.GET.get("week", ""), "week"))
     except ValueError:
         return this_week
     return week if this_week - timedelta(weeks=PAST_WEEKS) <= week <= this_week else this_week

@@ -257,7 +257,8 @@ def test_command_dry_run_prints_the_text_and_sends_nothing(busy, mailoutbox, cap
 
 @pytest.mark.parametrize("args, message", [
     (["--tenant", "nope"], "no tenant with slug 'nope'"),
-    (["--week-of", "26/11/2026"], "--week-of takes a date as YYYY-MM-DD"),
+    (["--week-of", "26/11/2026"], "--week-of must be a date as YYYY-MM-DD"),
+    (["--week-of", "0001-01-01", "--dry-run"], "--week-of must be between 1970-01-01 and 2999-12-31"),
 ])
 def test_command_refuses_bad_input_in_one_line(world, args, message):
     with pytest.raises(CommandError, match=message) as error:

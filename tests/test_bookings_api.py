@@ -134,6 +134,9 @@ def test_staff_name_the_tenant_and_need_the_permissions(client, world, ea):
     ("date_from=2026-12-05&date_to=2026-12-01", "date_to", "date_to (2026-12-01) is before date_from (2026-12-05)."),
     ("date_from=2025-11-30&date_to=2026-12-01", "date_to", "The range is 367 days; at most 366."),
     (f"{RANGE}&analysis_type=horoscope", "analysis_type", "analysis_type must be one of: overview, demographics"),
+    # Days no arithmetic reaches: 30 days before 0001-01-01 would overflow (was a 500).
+    ("date_to=0001-01-01", "date_to", "date_to must be between 1970-01-01 and 2999-12-31"),
+    ("date_from=2026-12-01&date_to=9999-12-31", "date_to", "date_to must be between 1970-01-01 and 2999-12-31"),
 ])
 def test_bad_dates_ranges_and_types_are_400_with_the_reason(client, world, ea, query, field, reason):
     url = INSIGHTS if "analysis_type" in query else STATS

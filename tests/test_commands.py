@@ -130,6 +130,16 @@ def test_cli_onboard_prints_the_tenant_id_last(cli):
         pytest.param(["add_tenant_user", "cli-co", "x@example.com", "--password", "password"], "password refused", id="user-weak-pw"),
         pytest.param(["add_tenant_user", "cli-co", "x@example.com", "--role", "boss"], "invalid choice", id="user-bad-role"),
         pytest.param(["setup_app_role", "engarde_app", "--password", "pw"], "needs PostgreSQL", id="role-on-sqlite"),
+        # Days: not a day, and days that exist but no arithmetic reaches (were tracebacks).
+        pytest.param(["sync_integration", "cli-co", "stripe", "--since", "notadate"], "--since must be a date",
+                     id="sync-bad-since"),
+        pytest.param(["sync_integration", "cli-co", "stripe", "--since", "0001-01-01"], "between 1970-01-01",
+                     id="sync-since-out-of-range"),
+        pytest.param(["send_weekly_reports", "--week-of", "garbage"], "--week-of must be a date", id="weekly-bad-day"),
+        pytest.param(["send_weekly_reports", "--week-of", "0001-01-01", "--dry-run"], "between 1970-01-01",
+                     id="weekly-week-of-year-one"),
+        pytest.param(["send_weekly_reports", "--week-of", "9999-12-31", "--dry-run"], "and 2999-12-31",
+                     id="weekly-week-of-year-9999"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_a_failure_exit(cli, args, says):
@@ -153,6 +163,26 @@ def test_cli_connect_reads_the_secret_from_stdin_and_never_prints_it(cli):
     assert is_active == 1
     assert stored.startswith("gAAAAA") and secret not in stored
     assert cli.fernet().decrypt(stored.encode()).decode() == secret  # the stdin line, newline stripped
+
+
+def test_cli_connect_reads_one_line_of_stdin_for_each_dash(cli):
+    """The README's own line: the webhook secret and the secret key from two lines of stdin."""
+    secret, key = "whsec_two_lines_" + uuid.uuid4().hex, "sk_test_two_lines_" + uuid.uuid4().hex
+    result = cli("connect_integration", "cli-co", "stripe", "--webhook-secret", "-", "--set", "secret_key=-",
+                 input=f"{secret}\n{key}\n")
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout + result.stderr and key not in result.stdout + result.stderr
+    with sqlite3.connect(cli.db_path) as db:
+        stored, credentials = db.execute(
+            "SELECT i.webhook_secret, i.credentials FROM integrations_tenantintegration i "
+            "JOIN tenants_tenant t ON t.id = i.tenant_id WHERE t.slug = 'cli-co' AND i.provider = 'stripe'"
+        ).fetchone()
+    assert cli.fernet().decrypt(stored.encode()).decode() == secret
+    assert json.loads(cli.fernet().decrypt(credentials.encode()).decode())["secret_key"] == key
+    # One line for two dashes: refused in one line, not the same value twice.
+    short = cli("connect_integration", "cli-co", "stripe", "--webhook-secret", "-", "--set", "secret_key=-",
+                input=f"{secret}\n")
+    assert "--set secret_key is '-' but standard input has no line left" in assert_one_line_failure(short)
 
 
 # --- onboard_tenant --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ APPS = ("tenants", "contacts", "webhooks", "integrations", "reports")
 INTERFACE_MODULES = {"pages", "api", "views", "admin", "urls", "dashboard", "tenant_admin", "forms", "filters"}
 #: Small helpers of the project that import no app, so that every layer may use them.
 FOUNDATION = {"engarde.queue", "engarde.api", "engarde.commands", "engarde.devkeys", "engarde.admin_confirm",
-              "engarde.metrics", "engarde.errors"}
+              "engarde.metrics", "engarde.errors", "engarde.days"}
 #: ``tenants`` is the tenancy core every app builds on: nothing in it, its pages included, imports
 #: another app.
 SELF_CONTAINED = {"tenants"}

@@ -48,6 +48,13 @@ class Command(BaseCommand):
             raise CommandError(f"{name}: {' '.join(exc.messages)}") from None
         return cleaned, webhook_secret
 
+    @staticmethod
+    def stdin_line(option: str) -> str:
+        line = sys.stdin.readline()
+        if not line:
+            raise CommandError(f"{option} is '-' but standard input has no line left for it")
+        return line.rstrip("\r\n")
+
     def handle(self, slug, provider, webhook_secret, values, **options):
         try:
             provider_obj = get_provider(provider)
@@ -65,14 +72,14 @@ class Command(BaseCommand):
             )
         if webhook_secret is not None and not provider_obj.receives_webhooks:
             raise CommandError(f"{provider} sends no webhooks; --webhook-secret does not apply")
-        stdin_value = None
-        for key, value in list(assignments.items()) + [("webhook_secret", webhook_secret)]:
+        # Each "-" reads its own line of standard input: the webhook secret's first, then the
+        # --set values in the order given (README: "'-' reads stdin, line by line"). A missing line
+        # is refused, never taken as another field's value.
+        if webhook_secret == "-":
+            webhook_secret = self.stdin_line("--webhook-secret")
+        for key, value in assignments.items():
             if value == "-":
-                stdin_value = stdin_value if stdin_value is not None else sys.stdin.readline().rstrip("\n")
-                if key == "webhook_secret":
-                    webhook_secret = stdin_value
-                else:
-                    assignments[key] = stdin_value
+                assignments[key] = self.stdin_line(f"--set {key}")
         if webhook_secret is not None and not webhook_secret.strip():
             raise CommandError("--webhook-secret must not be empty")
         assignments, webhook_secret = self.checked(provider_obj, assignments, webhook_secret)

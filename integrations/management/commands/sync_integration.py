@@ -1,5 +1,6 @@
 from datetime import date
 
+from engarde.days import day_option
 from django.core.management.base import CommandError
 
 from engarde.commands import Command as BaseCommand
@@ -8,13 +9,6 @@ from integrations.registry import PROVIDERS, UnknownProvider, get_provider
 from integrations.sync import run_sync
 from tenants.context import tenant_context
 from tenants.models import Tenant
-
-
-def parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"--since takes a date as YYYY-MM-DD, not {text[:40]!r}") from None
 
 
 class Command(BaseCommand):
@@ -27,7 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("provider")
-        parser.add_argument("--since", type=parse_day, help="Re-pull from this day (YYYY-MM-DD).")
+        parser.add_argument("--since", type=day_option("--since"), help="Re-pull from this day (YYYY-MM-DD).")
 
     def handle(self, slug, provider, since, **options):
         provider_obj = self.syncing_provider(provider)

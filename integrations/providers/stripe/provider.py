@@ -66,7 +66,9 @@ class StripeProvider(Provider):
                 stale |= "tolerance" in str(exc)
                 continue
             except UnicodeDecodeError:
-                break
+                # The SDK decodes the body before it computes anything: Stripe sends UTF-8 JSON,
+                # so a body that is not UTF-8 is not Stripe's, whatever its signature says.
+                raise VerificationFailed("the body is not UTF-8 text, so it is not a Stripe event") from None
             self._refuse_future(header)
             return
         if stale:

@@ -494,6 +494,13 @@ class TestStripe(SignedBodyTests, SignedTimestampTests, WebhookSecuritySuite):
         header = stripe_signature(body, self.secret_a, extra_v1=("deadbeef" * 8,))
         assert self.post(self.world.acme, body, {"headers": {"Stripe-Signature": header}}).status_code == 200
 
+    def test_a_signed_body_that_is_not_utf8_is_refused_for_that_reason(self, hooks):
+        body = b'{"id": "evt_latin1", "type": "payment_intent.succeeded", "note": "caf\xe9"}'
+        header = stripe_signature(body, self.secret_a)
+        response = self.post(self.world.acme, body, {"headers": {"Stripe-Signature": header}})
+        assert response.status_code == 401
+        assert "not UTF-8" in response.content.decode() and "does not match" not in response.content.decode()
+
     def test_garbage_signature_header_is_rejected(self, hooks):
         body = fixture_bytes("stripe", "payment_intent_succeeded")
         for header in ("nonsense", "t=abc,v1=00", "v1=00", "t=1,v0=00"):

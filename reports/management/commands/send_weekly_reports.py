@@ -1,5 +1,6 @@
 from datetime import date
 
+from engarde.days import day_option
 from django.core.management.base import CommandError
 from django.utils import timezone
 
@@ -7,13 +8,6 @@ from engarde.commands import Command as BaseCommand
 from reports.sending import prepare, send
 from reports.weekly import due_week, week_start_of
 from tenants.models import Tenant
-
-
-def parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"--week-of takes a date as YYYY-MM-DD, not {text[:40]!r}") from None
 
 
 class Command(BaseCommand):
@@ -25,7 +19,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", metavar="SLUG")
-        parser.add_argument("--week-of", type=parse_day, metavar="YYYY-MM-DD")
+        parser.add_argument("--week-of", type=day_option("--week-of"), metavar="YYYY-MM-DD")
         parser.add_argument("--force", action="store_true", help="Send again even if already sent.")
         parser.add_argument("--dry-run", action="store_true", help="Print the text part; send nothing.")
 

@@ -13,18 +13,24 @@ from datetime import date
 EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
 
 
-def parse_day(text, name: str = "the date") -> date:
-    """``text`` as a day between ``EARLIEST`` and ``LATEST``; ``ValueError`` with a sentence
-    naming ``name`` otherwise."""
+def parse_day(text, name: str = "the date", bounded: bool = True) -> date:
+    """``text`` as a day between ``EARLIEST`` and ``LATEST`` (any day with ``bounded=False``: the
+    caller checks the range later, with ``check_bounds``); ``ValueError`` with a sentence naming
+    ``name`` otherwise."""
     if not isinstance(text, str) or len(text) != 10:
         raise ValueError(f"{name} must be a date as YYYY-MM-DD")
     try:
         day = date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{name} must be a date as YYYY-MM-DD; {text[:40]!r} is not a day") from None
-    if not EARLIEST <= day <= LATEST:
-        raise ValueError(f"{name} must be between {EARLIEST} and {LATEST}; {text} is not")
+    if bounded:
+        check_bounds(day, name)
     return day
+
+
+def check_bounds(day: date, name: str = "the date") -> None:
+    if not EARLIEST <= day <= LATEST:
+        raise ValueError(f"{name} must be between {EARLIEST} and {LATEST}; {day.isoformat()} is not")
 
 
 def day_option(name: str):

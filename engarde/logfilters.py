@@ -39,3 +39,14 @@ class RedactTokens(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
+
+
+class OneLine(logging.Filter):
+    """For loggers whose records carry a traceback nobody needs (``django.security.DisallowedHost``:
+    every scanner that sends a foreign Host header): the message stays, at WARNING, without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

@@ -364,7 +364,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # Every line we write passes RedactTokens: no ?token= value reaches a log (engarde/logfilters.py).
-    "filters": {"redact_tokens": {"()": "engarde.logfilters.RedactTokens"}},
+    "filters": {"redact_tokens": {"()": "engarde.logfilters.RedactTokens"},
+                "one_line": {"()": "engarde.logfilters.OneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -378,6 +379,9 @@ LOGGING = {
         # included: redacted at the logger, so every handler (and a test's capture) gets it clean.
         "urllib3.connectionpool": {"filters": ["redact_tokens"]},
         "urllib3.util.retry": {"filters": ["redact_tokens"]},
+        # A foreign Host header (scanners, every day) is a 400 and one WARNING line, not an ERROR
+        # with a traceback that floods the log.
+        "django.security.DisallowedHost": {"filters": ["one_line"]},
     },
 }
 

@@ -64,7 +64,7 @@ def today_in(tenant) -> date:
 
 def parse_day(value, name: str) -> date:
     try:
-        return engarde_days.parse_day(value, name)
+        return engarde_days.parse_day(value, name, bounded=False)
     except ValueError as exc:
         raise BadRequest(name, f"{exc}.") from None
 
@@ -76,12 +76,18 @@ def parse_range(values, tenant) -> tuple[date, date]:
     raw_from, raw_to = values.get("date_from"), values.get("date_to")
     date_to = parse_day(raw_to, "date_to") if raw_to not in (None, "") else today_in(tenant)
     date_from = parse_day(raw_from, "date_from") if raw_from not in (None, "") else (
-        max(date_to - timedelta(days=DEFAULT_RANGE_DAYS - 1), engarde_days.EARLIEST))
+        date_to - timedelta(days=DEFAULT_RANGE_DAYS - 1) if date_to > engarde_days.EARLIEST + timedelta(days=DEFAULT_RANGE_DAYS)
+        else engarde_days.EARLIEST)
     return date_from, date_to
 
 
 def check_range(date_from: date, date_to: date) -> None:
     """``BadRequest`` for an inverted range, or one longer than 366 days."""
+    for name, day in (("date_from", date_from), ("date_to", date_to)):
+        try:
+            engarde_days.check_bounds(day, name)
+        except ValueError as exc:
+            raise BadRequest(name, f"{exc}.") from None
     if date_from > date_to:
         raise BadRequest("date_to", f"date_to ({date_to}) is before date_from ({date_from}).")
     if (date_to - date_from).days + 1 > MAX_RANGE_DAYS:

@@ -329,3 +329,32 @@ def test_a_rate_window_ends_where_the_clock_says(monkeypatch):
         monkeypatch.setattr(ratelimit, "now", lambda: FROZEN_RATE_CLOCK + 30)  # the next window
         assert ratelimit.over("t", 1) is None
         assert ratelimit.over("t", 0) is None  # 0: no limit
+
+
+def test_a_foreign_host_is_a_400_and_one_warning_line_without_a_traceback(world, client, settings):
+    """Scanners send foreign Host headers all day: each is one WARNING line, not an ERROR with a
+    traceback (Django's default), through the console handler the settings configure."""
+    from engarde.logfilters import RedactTokens
+
+    settings.ALLOWED_HOSTS = ["hub.example"]
+    console = next(h for h in logging.getLogger().handlers if any(isinstance(f, RedactTokens) for f in h.filters))
+    stream = io.StringIO()
+    previous = console.setStream(stream)
+    try:
+        response = client.get("/accounts/login/", HTTP_HOST="evil.example")
+    finally:
+        console.setStream(previous)
+    assert response.status_code == 400
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "WARNING django.security.DisallowedHost" in lines[0], lines
+    assert "evil.example" in lines[0] and "Traceback" not in stream.getvalue()
+
+
+def test_a_delivery_of_a_type_we_do_not_read_is_415_with_what_we_accept(world, client, receiving):
+    connect(world.acme, "easyappointments", TOKEN)
+    response = client.post(webhook_path(world.acme, "easyappointments"), data="a=1",
+                           content_type="application/x-www-form-urlencoded", HTTP_X_WEBHOOK_TOKEN=TOKEN)
+    assert response.status_code == 415
+    answer = response.json()
+    assert answer["status"] == "unsupported_media_type" and "application/json" in answer["reason"]
+    assert "application/json" in answer["accepted"] and "application/json" in response["Accept-Post"]

@@ -113,7 +113,10 @@ def _receive(request, tenant_key: str, source: str):
         return _json(413, {"status": "too_large", "limit_bytes": settings.WEBHOOK_MAX_BODY_BYTES})
     content_type = request.content_type or ""
     if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
-        return _json(415, {"status": "unsupported_media_type"})
+        return _json(415, {"status": "unsupported_media_type",
+                           "reason": "send the event as application/json (or text/plain)",
+                           "accepted": ["application/json", "text/plain", "application/*+json"]},
+                     Accept_Post="application/json, text/plain")
 
     tenant_id = _uuid_or_none(tenant_key)
     if tenant_id is None:  # a slug: look it up (the URLs we hand out carry the id)

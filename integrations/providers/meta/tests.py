@@ -308,7 +308,7 @@ def test_command_prints_the_summary_as_its_last_line(world, graph, meta, capsys)
     (["nope", "meta"], "no tenant with slug 'nope'"),
     (["acme", "nope"], "unknown provider 'nope'"),
     (["acme", "manychat"], "ManyChat does not sync"),
-    (["acme", "meta", "--since", "30/11/2026"], "--since takes a date as YYYY-MM-DD"),
+    (["acme", "meta", "--since", "30/11/2026"], "--since must be a date as YYYY-MM-DD"),
 ])
 def test_command_refuses_bad_input_in_one_line(world, graph, meta, args, message):
     with pytest.raises(CommandError, match=message) as error:

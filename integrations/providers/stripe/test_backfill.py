@@ -342,8 +342,8 @@ def test_the_command_recovers_since_a_day_and_prints_the_count(tenants, stripe, 
 
 @pytest.mark.parametrize("args, words", [
     (["nosuch", "stripe"], "no tenant with slug 'nosuch'"),
-    (["acme", "stripe", "--since", "20/11/2026"], "--since takes a date as YYYY-MM-DD"),
-    (["acme", "stripe", "--since", "2026-11-20\x00"], "--since takes a date as YYYY-MM-DD"),
+    (["acme", "stripe", "--since", "20/11/2026"], "--since must be a date as YYYY-MM-DD"),
+    (["acme", "stripe", "--since", "2026-11-20\x00"], "--since must be a date as YYYY-MM-DD"),
     (["acme", "strype"], "unknown provider 'strype'"),
 ])
 def test_the_command_refuses_bad_input_in_one_line(tenants, stripe, args, words):

@@ -515,8 +515,8 @@ def test_command_since_widens_the_window_to_that_day(world, zoom, zoom_api):
 
 @pytest.mark.parametrize("args, message", [
     (["nope", "zoom"], "no tenant with slug 'nope'"),
-    (["acme", "zoom", "--since", "yesterday"], "--since takes a date as YYYY-MM-DD"),
-    (["acme", "zoom", "--since", "2026-13-01"], "--since takes a date as YYYY-MM-DD"),
+    (["acme", "zoom", "--since", "yesterday"], "--since must be a date as YYYY-MM-DD"),
+    (["acme", "zoom", "--since", "2026-13-01"], "--since must be a date as YYYY-MM-DD"),
 ])
 def test_command_refuses_bad_input_in_one_line(world, zoom, args, message):
     with pytest.raises(CommandError, match=message) as error:

@@ -19,12 +19,11 @@ their customers' e-mails (and whatever a test changes), as two tenants' installa
 from __future__ import annotations
 
 import base64
-import json
-import threading
 from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from integrations.fake_platform import FakePlatform, JsonHandler
 
 PREFIX = "/index.php/api/v1/"
 
@@ -79,49 +78,20 @@ def look_alike(domain: str, *, token: str = "", users: dict | None = None, booki
                    services=services, providers=providers)
 
 
-class FakeEasyAppointments(ThreadingHTTPServer):
-    daemon_threads = True
+class FakeEasyAppointments(FakePlatform):
+    fault_class = Fault
 
     def __init__(self, *accounts: Account):
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.accounts = list(accounts)
-        self.faults: list[Fault] = []
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
 
     @property
     def url(self) -> str:
         """The installation URL a tenant's integration holds."""
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return self.origin
 
-    def fail(self, match: str, **kwargs) -> None:
-        with self.lock:
-            self.faults.append(Fault(match, **kwargs))
-
-    def paths(self, fragment: str = "") -> list[str]:
-        with self.lock:
-            return [r["path"] for r in self.requests if fragment in r["path"]]
-
-    def start(self) -> "FakeEasyAppointments":
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: FakeEasyAppointments
-
-    def log_message(self, *args):  # quiet: tests read server.requests
-        pass
 
     def account(self) -> tuple[Account | None, str]:
         header = self.headers.get("Authorization") or ""
@@ -140,11 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query))
         account, how = self.account()
-        with self.server.lock:
-            self.server.requests.append({"path": parts.path, "query": query, "auth": how, "ok": account is not None})
-            fault = next((f for f in self.server.faults if f.match in parts.path and f.times > 0), None)
-            if fault:
-                fault.times -= 1
+        fault = self.server.record({"path": parts.path, "query": query, "auth": how, "ok": account is not None},
+                                   parts.path)
         if fault:
             return self.answer(fault.status, fault.body, fault.headers)
         if not parts.path.startswith(PREFIX):
@@ -177,16 +144,3 @@ class _Handler(BaseHTTPRequestHandler):
         length = max(int(query.get("length") or 20), 1)
         number = max(int(query.get("page") or 1), 1)
         self.answer(200, rows[(number - 1) * length: number * length])
-
-    def answer(self, status: int, body, headers: dict | None = None) -> None:
-        raw = json.dumps(body).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(raw)
-        except (BrokenPipeError, ConnectionResetError):
-            pass

@@ -21,11 +21,10 @@ e-mails, as two tenants' look-alike data does here.
 from __future__ import annotations
 
 import base64
-import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from integrations.fake_platform import FakePlatform, JsonHandler
 
 
 def money(cents: int, currency: str = "USD") -> dict:
@@ -96,64 +95,39 @@ class Fault:
                                                 "error_description": "An internal error occurred."})
 
 
-class FakeEventbrite(ThreadingHTTPServer):
-    daemon_threads = True
+class FakeEventbrite(FakePlatform):
+    fault_class = Fault
 
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.accounts: dict[str, Account] = {}  # token -> account
-        self.requests: list[dict] = []
-        self.faults: list[Fault] = []
         self.page_size = 50
         #: False: an order's attendees come without their ``costs`` (only the order's total)
         self.ticket_costs_in_orders = True
-        self.lock = threading.Lock()
 
     @property
     def api_base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v3"
+        return f"{self.origin}/v3"
 
     def add(self, account: Account) -> Account:
         self.accounts[account.token] = account
         return account
-
-    def fail(self, match: str, **kwargs) -> None:
-        self.faults.append(Fault(match, **kwargs))
-
-    def paths(self, fragment: str = "") -> list[str]:
-        with self.lock:
-            return [r["path"] for r in self.requests if fragment in r["path"]]
-
-    def start(self) -> "FakeEventbrite":
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 def _error(status: int, error: str, description: str) -> dict:
     return {"status_code": status, "error": error, "error_description": description}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: FakeEventbrite
-
-    def log_message(self, *args):  # quiet: tests read server.requests
-        pass
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query))
         header = self.headers.get("Authorization") or ""
         account = self.server.accounts.get(header[7:] if header.startswith("Bearer ") else "")
-        with self.server.lock:
-            self.server.requests.append({"path": parts.path, "query": query,
-                                         "account": account.name if account else None})
-            fault = next((f for f in self.server.faults if f.match in parts.path and f.times > 0), None)
-            if fault:
-                fault.times -= 1
+        fault = self.server.record({"path": parts.path, "query": query, "account": account.name if account else None},
+                                   parts.path)
         if fault:
             return self.answer(fault.status, fault.body, fault.headers)
         if account is None:
@@ -217,13 +191,3 @@ class _Handler(BaseHTTPRequestHandler):
         if more:
             pagination["continuation"] = base64.urlsafe_b64encode(f"offset:{offset + size}".encode()).decode()
         self.answer(200, {"pagination": pagination, key: items[offset:offset + size]})
-
-    def answer(self, status: int, body: dict, headers: dict | None = None) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(raw)

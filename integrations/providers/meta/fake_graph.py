@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from integrations.fake_platform import FakePlatform, JsonHandler
 
 
 @dataclass
@@ -80,53 +80,24 @@ class Fault:
     headers: dict = field(default_factory=dict)
 
 
-class FakeGraph(ThreadingHTTPServer):
-    daemon_threads = True
+class FakeGraph(FakePlatform):
+    fault_class = Fault
 
     def __init__(self, version: str = "v25.0"):
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.version = version
         self.accounts: dict[str, Account] = {}
-        self.requests: list[dict] = []
-        self.faults: list[Fault] = []
         self.usage: tuple[float, float] = (0.0, 0.0)  # percent used, minutes to regain access
         self.next_host: str | None = None
         self.delay = 0.0
-        self.lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def fail(self, match: str, **kwargs) -> None:
-        self.faults.append(Fault(match, **kwargs))
-
-    def start(self) -> "FakeGraph":
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-    def paths(self, fragment: str = "") -> list[str]:
-        with self.lock:
-            return [r["path"] for r in self.requests if fragment in r["path"]]
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        return self.origin
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: FakeGraph
-
-    def log_message(self, *args):  # quiet: tests read server.requests
-        pass
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         parts = urlsplit(self.path)
@@ -140,9 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {"path": parts.path, "query": query, "token_ok": bool(account and token == account.token),
                  "tokens": parts.query.count("access_token=")}
             )
-            fault = next((f for f in self.server.faults if f.match in parts.path and f.times > 0), None)
-            if fault:
-                fault.times -= 1
+            fault = self.server.take_fault(parts.path)
         if self.server.delay:
             time.sleep(self.server.delay)
         if fault:
@@ -183,6 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
             body["paging"]["next"] = f"{host}{path}?{urlencode(next_query)}"
         self.answer(200, body)
 
+    def extra_headers(self) -> dict:
+        return self.usage_headers()  # every answer carries the usage (tests replace usage_headers)
+
     def usage_headers(self) -> dict:
         percent, regain = self.server.usage
         return {
@@ -196,16 +168,6 @@ class _Handler(BaseHTTPRequestHandler):
     def error(self, status: int, code: int | None, message: str, headers: dict | None = None) -> None:
         body = {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "Afake"}}
         self.answer(status, body if code is not None else {"detail": "server error"}, headers)
-
-    def answer(self, status: int, body: dict, headers: dict | None = None) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for name, value in {**self.usage_headers(), **(headers or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(raw)
 
 
 def main() -> None:

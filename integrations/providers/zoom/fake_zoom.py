@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from integrations.fake_platform import FakePlatform, JsonHandler
 
 ALL_SCOPES = (
     "meeting:read:list_meetings:admin meeting:read:list_registrants:admin "
@@ -87,23 +86,20 @@ class Fault:
     body: dict = field(default_factory=lambda: {"code": 500, "message": "Internal error"})
 
 
-class FakeZoom(ThreadingHTTPServer):
-    daemon_threads = True
+class FakeZoom(FakePlatform):
+    fault_class = Fault
 
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.accounts: dict[str, Account] = {}
         self.tokens: dict[str, str] = {}  # token -> account id (live ones)
         self.expires_in = 3600
-        self.requests: list[dict] = []
         self.token_requests: list[dict] = []
-        self.faults: list[Fault] = []
-        self.lock = threading.Lock()
         self._serial = itertools.count(1)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return self.origin
 
     @property
     def api_base(self) -> str:
@@ -112,9 +108,6 @@ class FakeZoom(ThreadingHTTPServer):
     @property
     def oauth_url(self) -> str:
         return f"{self.base}/oauth/token"
-
-    def fail(self, match: str, **kwargs) -> None:
-        self.faults.append(Fault(match, **kwargs))
 
     def expire_tokens(self) -> None:
         """Every token issued so far stops working (Zoom revoked them, or they expired)."""
@@ -125,30 +118,9 @@ class FakeZoom(ThreadingHTTPServer):
         with self.lock:
             return list(self.tokens)
 
-    def paths(self, fragment: str = "") -> list[str]:
-        with self.lock:
-            return [r["path"] for r in self.requests if fragment in r["path"]]
 
-    def start(self) -> "FakeZoom":
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: FakeZoom
-
-    def log_message(self, *args):  # quiet: tests read server.requests
-        pass
 
     # --- OAuth ------------------------------------------------------------------------------------
     def do_POST(self):  # noqa: N802 (http.server's naming)
@@ -164,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "account_id": values.get("account_id"), "in_body": "account_id" in form, "in_query": bool(query),
                 "grant_type": values.get("grant_type"),
             })
-            fault = self.fault(parts.path)
+            fault = self.server.take_fault(parts.path)
         if fault:
             return self.answer(fault.status, fault.body, fault.headers)
         if parts.path != "/oauth/token":
@@ -203,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
             account_id = self.server.tokens.get(token)
             self.server.requests.append({"method": "GET", "path": parts.path, "query": query,
                                          "token_ok": account_id is not None})
-            fault = self.fault(parts.path)
+            fault = self.server.take_fault(parts.path)
         if fault:
             return self.answer(fault.status, fault.body, fault.headers)
         if account_id is None:
@@ -248,12 +220,6 @@ class _Handler(BaseHTTPRequestHandler):
     def scope_error(self, scope: str) -> None:
         self.answer(400, {"code": 4711, "message": f"Invalid access token, does not contain scopes:[{scope}]."})
 
-    def fault(self, path: str) -> Fault | None:
-        fault = next((f for f in self.server.faults if f.match in path and f.times > 0), None)
-        if fault:
-            fault.times -= 1
-        return fault
-
     def page(self, items: list[dict], key: str, query: dict) -> None:
         size = min(max(int(query.get("page_size") or 30), 1), 300)
         token = query.get("next_page_token") or ""
@@ -262,13 +228,3 @@ class _Handler(BaseHTTPRequestHandler):
         more = offset + size < len(items)
         next_token = base64.urlsafe_b64encode(f"page:{offset + size}".encode()).decode() if more else ""
         self.answer(200, {"page_size": size, "total_records": len(items), "next_page_token": next_token, key: chunk})
-
-    def answer(self, status: int, body: dict, headers: dict | None = None) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(raw)

@@ -109,10 +109,10 @@ def operator_context(reason: str, using: str | None = None) -> Iterator[None]:
 
 
 @contextmanager
-def user_context(user_id, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
-    """Let PostgreSQL show one user's own memberships (and nothing else) before a tenant is known.
-    Nested in a longer transaction (a request that already acts for a tenant), it puts the previous
-    value back on the way out, so the setting never outlives the lookup."""
+def _local_setting(name: str, value: str, using: str) -> Iterator[None]:
+    """``name`` set to ``value`` for the transaction (``set_config(…, true)``) while the block runs,
+    and put back on the way out when nested in a longer transaction, so it never outlives its use.
+    Not on SQLite, which has no such settings (and no policies reading them)."""
     connection = connections[using]
     nested = connection.in_atomic_block
     with transaction.atomic(using=using):
@@ -120,15 +120,22 @@ def user_context(user_id, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
             yield
             return
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT current_setting('app.user_id', true), set_config('app.user_id', %s, true)", [str(user_id)]
-            )
+            cursor.execute("SELECT current_setting(%s, true), set_config(%s, %s, true)", [name, name, value])
             previous = cursor.fetchone()[0] or ""
         yield
         # As in _enter: after an error the savepoint's rollback restores the setting.
         if nested and not connection.needs_rollback:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('app.user_id', %s, true)", [previous])
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
+
+
+@contextmanager
+def user_context(user_id, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Let PostgreSQL show one user's own memberships (and nothing else) before a tenant is known.
+    Nested in a longer transaction (a request that already acts for a tenant), it puts the previous
+    value back on the way out, so the setting never outlives the lookup."""
+    with _local_setting("app.user_id", str(user_id), using):
+        yield
 
 
 @contextmanager
@@ -136,18 +143,5 @@ def presented_token(key_hash: str, using: str = DEFAULT_DB_ALIAS) -> Iterator[No
     """Let PostgreSQL show the one API token whose ``key_hash`` is ``key_hash`` (and nothing else)
     before its tenant is known: the token table's read policy (``tenants.rls.TOKEN_OWN_HASH``).
     Transaction-local, and put back on the way out when nested, like ``user_context``."""
-    connection = connections[using]
-    nested = connection.in_atomic_block
-    with transaction.atomic(using=using):
-        if connection.vendor != "postgresql":
-            yield
-            return
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT current_setting('app.token_hash', true), set_config('app.token_hash', %s, true)", [key_hash]
-            )
-            previous = cursor.fetchone()[0] or ""
+    with _local_setting("app.token_hash", key_hash, using):
         yield
-        if nested and not connection.needs_rollback:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('app.token_hash', %s, true)", [previous])

@@ -198,6 +198,17 @@ def make_user(username, **extra):
     return user
 
 
+def make_staff(username, permissions=()):
+    """A staff user with the model permissions named as ``app_label.codename``."""
+    from django.contrib.auth.models import Permission
+
+    user = make_user(username, is_staff=True)
+    for dotted in permissions:
+        app_label, codename = dotted.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return user
+
+
 def populate(tenant, owner, member=None):
     from contacts.models import Contact, ContactDelivery, Payment, PendingSignup
     from integrations.models import TenantIntegration

@@ -10,9 +10,8 @@ import re
 
 import pytest
 import responses
-from django.contrib.auth.models import Permission
 
-from conftest import api_auth, make_user
+from conftest import api_auth, make_staff, make_user
 from contacts.models import Contact, PendingSignup
 from integrations.providers.easyappointments.testing import USERS, connect_ea, fake_ea  # noqa: F401
 from reports.fake_claude import FakeClaude
@@ -43,12 +42,7 @@ def bearer(user) -> dict:
     return api_auth(user)
 
 
-def staff(name, permissions=()):
-    user = make_user(name, is_staff=True)
-    for dotted in permissions:
-        app_label, codename = dotted.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    return user
+staff = make_staff
 
 
 @pytest.fixture

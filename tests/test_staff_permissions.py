@@ -9,10 +9,9 @@ data in the conftest world (acme: alice owner, bob member; globex: dana owner).
 import logging
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 
-from conftest import SHARED_EMAIL, SHARED_WEBHOOK_SECRET, api_auth, make_user
+from conftest import SHARED_EMAIL, SHARED_WEBHOOK_SECRET, api_auth, make_staff
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
@@ -35,12 +34,7 @@ OPERATOR = VIEW + [
 ]
 
 
-def staff(name, permissions=()):
-    user = make_user(name, is_staff=True)
-    for dotted in permissions:
-        app_label, codename = dotted.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    return user
+staff = make_staff
 
 
 def browser(user) -> Client:

@@ -217,20 +217,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_worker(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
+def celery_worker(tmp_path: Path, name: str, queues: str, **extra: str) -> tuple[subprocess.Popen, Path]:
+    """A real one-process Celery worker on ``queues``, as the runtime role, on Redis ``REDIS_URL``,
+    with ``extra`` in its environment; its output in ``<tmp_path>/<name>.log``."""
     log = tmp_path / f"{name}.log"
-    env = child_env(
-        tmp_path, DATABASE_URL=runtime_database_url(), CELERY_BROKER_URL=REDIS_URL,
-        CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
-    )
+    env = child_env(tmp_path, DATABASE_URL=runtime_database_url(), CELERY_BROKER_URL=REDIS_URL, **extra)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "engarde", "worker", "--pool=solo", "--concurrency=1",
-             "-Q", "webhooks,default", "-l", "info", "-n", f"{name}-{os.getpid()}@%h",
+             "-Q", queues, "-l", "info", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     return proc, log
+
+
+def start_worker(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
+    return celery_worker(tmp_path, name, "webhooks,default", CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -28,15 +27,13 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 from tests.test_reliability import (
     REDIS_URL,
-    ROOT,
     SECRET,
     celery_broker,
-    child_env,
+    celery_worker,
     owner_connection,
     post_stripe,
     redis_db,
     requires_redis,
-    runtime_database_url,
     stop,
     stripe_event,
     wait_for,
@@ -53,17 +50,8 @@ REDIS_CACHE = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCac
 
 
 def start_worker(tmp_path: Path, name: str, **extra: str) -> tuple[subprocess.Popen, Path]:
-    log = tmp_path / f"{name}.log"
-    env = child_env(tmp_path, DATABASE_URL=runtime_database_url(), CELERY_BROKER_URL=REDIS_URL, CACHE_URL=REDIS_URL,
-                    CELERY_VISIBILITY_TIMEOUT="2", WEBHOOK_QUEUE="rows", **extra)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "engarde", "worker", "--pool=solo", "--concurrency=1",
-             "-Q", "webhooks,default", "-l", "info", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    return proc, log
+    return celery_worker(tmp_path, name, "webhooks,default", CACHE_URL=REDIS_URL, CELERY_VISIBILITY_TIMEOUT="2",
+                         WEBHOOK_QUEUE="rows", **extra)
 
 
 def make_tenant(label: str) -> Tenant:

@@ -6,9 +6,6 @@ once it is stale. Timings are never asserted; waits are bounded and fail with th
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -25,7 +22,7 @@ from reports.models import MetaAdInsight
 from tenants.context import tenant_context
 from tenants.models import Tenant
 from tests.test_reliability import (
-    REDIS_URL, ROOT, celery_broker, child_env, redis_db, requires_redis, runtime_database_url, stop, wait_for,
+    REDIS_URL, celery_broker, celery_worker, redis_db, requires_redis, stop, wait_for,
 )
 from webhooks.testing import connect
 
@@ -35,19 +32,8 @@ pytestmark = [requires_postgres, requires_redis, pytest.mark.django_db(transacti
 
 
 def start_sync_worker(tmp_path, name: str, graph: FakeGraph):
-    log = tmp_path / f"{name}.log"
-    env = child_env(
-        tmp_path, DATABASE_URL=runtime_database_url(), CELERY_BROKER_URL=REDIS_URL,
-        META_GRAPH_BASE=graph.base, META_GRAPH_VERSION=graph.version, META_PAGE_LIMIT="20",
-    )
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "engarde", "worker", "--pool=solo", "--concurrency=1",
-             "-Q", "sync", "-l", "info", "-n", f"{name}-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    return proc, log
+    return celery_worker(tmp_path, name, "sync", META_GRAPH_BASE=graph.base, META_GRAPH_VERSION=graph.version,
+                         META_PAGE_LIMIT="20")
 
 
 @pytest.fixture
@@ -127,17 +113,7 @@ def test_a_crashed_runs_stale_claim_is_taken_over_by_the_next_beat(tmp_path, gra
 
 
 def start_report_worker(tmp_path, name: str):
-    log = tmp_path / f"{name}.log"
-    env = child_env(tmp_path, DATABASE_URL=runtime_database_url(), CELERY_BROKER_URL=REDIS_URL,
-                    EMAIL_URL="consolemail://", ANTHROPIC_API_KEY="")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "engarde", "worker", "--pool=solo", "--concurrency=1",
-             "-Q", "reports", "-l", "info", "-n", f"{name}-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    return proc, log
+    return celery_worker(tmp_path, name, "reports", EMAIL_URL="consolemail://", ANTHROPIC_API_KEY="")
 
 
 def test_a_doubled_report_beat_with_two_workers_sends_each_report_once(tmp_path, redis_db):

@@ -41,6 +41,8 @@ from webhooks.models import WebhookLog
 log = logging.getLogger(__name__)
 
 ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
+#: What a 415 names (no content type at all is accepted too, but is not a type to name).
+ACCEPTED_MEDIA_TYPES = [t for t in ACCEPTED_CONTENT_TYPES if t]
 
 
 def _json(status_code: int, body: dict, **headers) -> JsonResponse:
@@ -115,8 +117,8 @@ def _receive(request, tenant_key: str, source: str):
     if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
         return _json(415, {"status": "unsupported_media_type",
                            "reason": "send the event as application/json (or text/plain)",
-                           "accepted": ["application/json", "text/plain", "application/*+json"]},
-                     Accept_Post="application/json, text/plain")
+                           "accepted": [*ACCEPTED_MEDIA_TYPES, "application/*+json"]},
+                     Accept_Post=", ".join(ACCEPTED_MEDIA_TYPES))
 
     tenant_id = _uuid_or_none(tenant_key)
     if tenant_id is None:  # a slug: look it up (the URLs we hand out carry the id)

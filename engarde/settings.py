@@ -283,7 +283,7 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.
 WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
 # How stored rows reach a worker: "tasks" (one process_webhook message per row) or "rows" (the
 # stored row is the queue: a deduplicated wake-up, workers claim batches; webhooks/drain.py).
-WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="tasks")
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="rows")
 if WEBHOOK_QUEUE not in ("tasks", "rows"):
     raise ImproperlyConfigured("WEBHOOK_QUEUE is tasks or rows (see README.md, Configuration)")
 WEBHOOK_DRAIN_BATCH = env.int("WEBHOOK_DRAIN_BATCH", default=100)

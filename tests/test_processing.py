@@ -246,7 +246,32 @@ def age(tenant, row, seconds: float) -> None:
 
 
 @override_settings(WEBHOOK_SWEEP_AFTER_SECONDS=120, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
+def test_the_sweeper_wakes_one_drain_for_stuck_rows_and_retries_long_failed_ones(stripe, post, fail):
+    """The row queue (the default): the sweeper wakes one drain, which takes every waiting row of
+    every tenant (a stuck row's neighbours too), and publishes the retry of a failed row whose
+    retry message was lost; a failed row still within its backoff is left alone."""
+    failed_long_ago = fail(stripe.globex)  # first: their drains would take the rows stored before
+    failed_recently = fail(stripe.acme)
+    stuck = post(stripe.acme, process=False)
+    waiting = post(stripe.globex, process=False)
+    age(stripe.acme, stuck, 121)
+    age(stripe.globex, waiting, 60)
+    age(stripe.globex, failed_long_ago, 2 * 3600 + 1)
+    age(stripe.acme, failed_recently, 3600)
+
+    assert sweep_webhooks.apply().get() == 2  # one drain, one retry
+
+    assert (reload(stripe.acme, stuck).status, reload(stripe.acme, stuck).attempts) == (WebhookLog.Status.PROCESSED, 1)
+    assert reload(stripe.globex, waiting).status == WebhookLog.Status.PROCESSED
+    assert reload(stripe.globex, failed_long_ago).attempts == 2  # tried again (and failed again)
+    assert reload(stripe.acme, failed_recently).attempts == 1
+    with tenant_context(stripe.globex):
+        assert Payment.objects.filter(external_id=CHECKOUT_PI).count() == 1
+
+
+@override_settings(WEBHOOK_QUEUE="tasks", WEBHOOK_SWEEP_AFTER_SECONDS=120, WEBHOOK_RETRY_MAX_SECONDS=3600.0)
 def test_the_sweeper_publishes_stuck_rows_of_every_tenant_and_only_those(stripe, post, fail):
+    """``WEBHOOK_QUEUE=tasks``: one message per stuck row, and only for the stuck ones."""
     # Stored, but their publish was lost: "received".
     stuck = post(stripe.acme, process=False)
     fresh = post(stripe.globex, process=False)

@@ -303,6 +303,7 @@ def test_the_same_event_from_16_threads_is_one_row_and_one_payment(tenant):
 @requires_postgres
 @requires_redis
 @committed_db
+@override_settings(WEBHOOK_QUEUE="tasks")  # one message per row (the row queue's own: tests/test_row_queue.py)
 def test_a_broker_outage_loses_nothing_and_the_sweeper_publishes_later(tenant, redis_db):
     body = stripe_event("evt_rel_broker_down", "pi_rel_broker_down", "outage@example.com")
     with celery_broker(CLOSED_BROKER):
@@ -347,6 +348,7 @@ def test_a_broker_outage_loses_nothing_and_the_sweeper_publishes_later(tenant, r
 @requires_postgres
 @requires_redis
 @committed_db
+@override_settings(WEBHOOK_QUEUE="tasks")  # one message per row (the row queue's own: tests/test_row_queue.py)
 def test_a_worker_killed_mid_handler_gives_exactly_one_result_after_redelivery(tenant, redis_db, tmp_path):
     """The first worker blocks inside the Stripe handler: its INSERT of the payment waits on an
     uncommitted row with the same unique key that this test holds as the owner (as a concurrent

@@ -29,7 +29,7 @@ import logging
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 WAKE_KEY = "webhooks:drain:wake"
 #: What a drain may take: a new row, or one whose claim's lease ran out.
 CLAIMED = (WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED, WebhookLog.Status.PROCESSING)
+
+
+def in_process() -> bool:
+    """Tasks run inside the caller (the embedded default), not on a worker: Celery's own setting."""
+    from engarde.celery import app
+
+    return bool(app.conf.task_always_eager)
 
 
 def rows_mode() -> bool:
@@ -60,16 +67,28 @@ def hand_off(log_id: int, tenant_id: str) -> None:
 
 
 def wake(force: bool = False) -> bool:
-    """Publish one drain unless one was published a moment ago. True when published."""
+    """Publish one drain unless one was published a moment ago. True when published.
+
+    In-process mode (``CELERY_TASK_ALWAYS_EAGER``) runs the drain here and now, so there is no
+    message to save and nothing is deduplicated. A publish that fails (the broker is down) takes
+    its key back, so the next delivery tries again instead of waiting for the sweeper."""
     from webhooks.tasks import drain
 
-    if not force:
+    deduplicated = not force and not in_process()
+    if deduplicated:
         try:
             if not cache.add(WAKE_KEY, 1, timeout=settings.WEBHOOK_WAKE_SECONDS):
                 return False
         except Exception as exc:  # the cache is down: wake anyway (a message more, never a row less)
             log.warning("drain wake-up without deduplication: %s", exc.__class__.__name__)
-    return enqueue(drain)
+            deduplicated = False
+    published = enqueue(drain)
+    if deduplicated and not published:
+        try:
+            cache.delete(WAKE_KEY)
+        except Exception as exc:
+            log.warning("drain: could not clear the wake-up key: %s", exc.__class__.__name__)
+    return published
 
 
 def _claimable(now):
@@ -86,14 +105,40 @@ def waiting_tenants(now, limit: int) -> list[str]:
         return [str(tenant_id) for tenant_id in rows]
 
 
+#: How long the second pass of a claim waits for a row another transaction holds for a moment.
+CLAIM_LOCK_TIMEOUT = "2s"
+
+
 def claim(tenant_id: str, now, limit: int) -> list[int]:
-    """Up to ``limit`` of the tenant's oldest claimable rows, marked ``processing`` (the lease)."""
+    """Up to ``limit`` of the tenant's oldest claimable rows, marked ``processing`` (the lease).
+
+    First ``SKIP LOCKED``, so drains running side by side take different rows. A row can also be
+    locked for a moment by something that is not a drain: a repeat delivery of the same event
+    being counted (``delivery_count``), a replay. Skipped, it would wait for the sweeper, minutes
+    later; so when the first pass skipped rows and took less than its share, a second pass waits
+    for them (at most ``CLAIM_LOCK_TIMEOUT``). PostgreSQL checks each row again once its lock is
+    free (READ COMMITTED), so a row another drain claimed meanwhile is left to that drain."""
+    ids, skipped = _claim(tenant_id, now, limit, wait=False)
+    if skipped and len(ids) < limit:
+        try:
+            ids += _claim(tenant_id, now, limit - len(ids), wait=True)[0]
+        except OperationalError as exc:  # held longer than the timeout: the next drain or the sweeper
+            log.info("drain: rows of tenant %s stayed locked: %s", tenant_id, exc.__class__.__name__)
+    return ids
+
+
+def _claim(tenant_id: str, now, limit: int, wait: bool) -> tuple[list[int], bool]:
+    """One claim transaction: the ids claimed, and whether claimable rows were left (locked)."""
     with tenant_context(tenant_id):
-        ids = [row.pk for row in WebhookLog.objects.filter(_claimable(now)).order_by("received_at", "pk")
-               .select_for_update(skip_locked=True).only("pk")[:limit]]
+        claimable = WebhookLog.objects.filter(_claimable(now)).order_by("received_at", "pk")
+        if wait and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT}'")
+        ids = [row.pk for row in claimable.select_for_update(skip_locked=not wait).only("pk")[:limit]]
+        skipped = not wait and len(ids) < limit and claimable.count() > len(ids)
         if ids:
             WebhookLog.objects.filter(pk__in=ids).update(status=WebhookLog.Status.PROCESSING, updated_at=now)
-        return ids
+        return ids, skipped
 
 
 def drain_once() -> tuple[int, bool]:
@@ -132,8 +177,10 @@ def drain_once() -> tuple[int, bool]:
         except Exception as exc:
             status = record_failure(log_id, tenant_id, exc, final=None, states=CLAIMED)
             log.warning("webhook %s failed in a drain (now %s): %s", log_id, status, exc.__class__.__name__)
-            if status == WebhookLog.Status.FAILED:
-                # Today's retry: a process_webhook message with backoff, counted as Celery's first retry.
+            if status == WebhookLog.Status.FAILED and not in_process():
+                # In-process mode does not retry inside a request (as ``process_webhook``): the row
+                # stays failed for the sweeper or a replay. A worker's retry is today's: a
+                # process_webhook message with backoff, counted as Celery's first retry.
                 countdown = max(getattr(exc, "retry_after", None) or 0, retry_delay(0))
                 try:
                     process_webhook.apply_async(args=(log_id, tenant_id), countdown=countdown, retries=1)

@@ -199,3 +199,24 @@ def test_a_broker_outage_loses_nothing_and_the_sweeper_wakes_a_drain(rows_mode):
     assert json.loads(base64.b64decode(json.loads(raw)["body"]))[0] == []
     assert drain.apply().get() == 3  # what a worker would run
     assert statuses(tenant) == {"processed": 3}
+
+
+@override_settings(WEBHOOK_WAKE_SECONDS=3600)  # no key runs out during the test, however slow
+def test_a_wake_up_that_could_not_be_published_gives_its_key_back(rows_mode):
+    """With the broker down the deduplication key is not kept: the first delivery after the broker
+    is back publishes its wake-up at once instead of leaving its row to the sweeper."""
+    from django.core.cache import cache
+
+    from tests.test_reliability import CLOSED_BROKER
+    from webhooks.drain import WAKE_KEY
+
+    tenant = make_tenant("rewake")
+    cache.delete(WAKE_KEY)
+    with celery_broker(CLOSED_BROKER):
+        deliver(tenant, "down", 1)
+        assert cache.get(WAKE_KEY) is None
+    deliver(tenant, "back", 1)  # within WEBHOOK_WAKE_SECONDS of the failed one
+    assert rows_mode.llen("webhooks") == 1
+    assert cache.get(WAKE_KEY) is not None  # now held: the next ones are deduplicated
+    deliver(tenant, "more", 2)
+    assert rows_mode.llen("webhooks") == 1

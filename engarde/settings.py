@@ -126,6 +126,9 @@ for _db in DATABASES.values():
     # transaction-locally; 0 closes each connection after its request.
     _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     _db.setdefault("CONN_HEALTH_CHECKS", True)
+    # Behind pgbouncer in transaction pooling mode a server-side cursor (``.iterator()`` outside a
+    # transaction) may land on another server connection: Django's documented switch turns them off.
+    _db.setdefault("DISABLE_SERVER_SIDE_CURSORS", env.bool("DB_DISABLE_SERVER_SIDE_CURSORS", default=False))
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         # Webhook ingest and the in-process worker write from several threads.
         _db.setdefault("OPTIONS", {}).setdefault("timeout", 20)

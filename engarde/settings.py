@@ -268,6 +268,9 @@ WEBHOOK_FALLBACK_SECRETS = {
     if name.endswith("_WEBHOOK_SECRET") and name != "_WEBHOOK_SECRET" and value
 }
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+# The receiver's fast path (webhooks/fastpath.py): a delivery to a connection this process has seen
+# is stored with one statement; anything unusual goes the view's way. PostgreSQL only.
+WEBHOOK_FAST_PATH = env.bool("WEBHOOK_FAST_PATH", default=True)
 # 401 tells a sender (and an attacker) the truth; 200 is the seed's "stop retrying" behaviour.
 WEBHOOK_REJECTED_STATUS = env.int("WEBHOOK_REJECTED_STATUS", default=401)
 # Deliveries per tenant per window; 0 turns the limit off.

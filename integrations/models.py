@@ -64,6 +64,19 @@ class TenantIntegration(TenantOwned):
         max_length=16, default="ok", editable=False,
         help_text="The state operators were last e-mailed about: ok, failing or dead.",
     )
+    # What the receiver's per-process cache (``webhooks.fastpath``) was filled from. A trigger
+    # (migration 0005) adds one on every UPDATE that changes what verifying a delivery reads: the
+    # webhook secrets and the grace expiry, ``is_active``, ``settings`` (GoHighLevel's location id),
+    # the credentials, the tenant or the provider. A trigger rather than ``updated_at`` or a bump in
+    # ``save()``: ``QuerySet.update()`` (``.update(is_active=False)``), raw SQL and an operator's
+    # psql session write past ``save()`` and ``auto_now``, and the trigger sees them all. Whatever
+    # value Django writes is replaced by the trigger, so a stale in-memory copy saved back never
+    # turns the version back. The tenant's own ``is_active`` is read live by the store function.
+    secrets_version = models.BigIntegerField(
+        default=0, editable=False,
+        help_text="Moves whenever a secret, the settings or the active state change (a database trigger): "
+                  "the receiver's cache of this connection is then out of date.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

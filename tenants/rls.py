@@ -199,3 +199,17 @@ class DropOperatorSetting(migrations.operations.base.Operation):
 
     def deconstruct(self):
         return (self.__class__.__qualname__, [], {})
+
+
+class PostgreSQLOnly(migrations.RunSQL):
+    """``RunSQL`` (with its reverse) that runs on PostgreSQL and does nothing on SQLite: the
+    functions and triggers behind the receiver's fast path, which SQLite (the embedded default,
+    where the fast path is off) neither has nor needs."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)

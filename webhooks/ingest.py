@@ -49,9 +49,7 @@ def receive(provider: Source, integration: Connection, request: WebhookRequest,
     """``admit`` is asked once the delivery is verified: seconds to wait when the tenant is over
     its limit (429), else None. Forged deliveries never use up a tenant's quota, and nothing
     they do changes the answer to a delivery that verifies."""
-    secrets = provider.verification_secrets(integration)
-    headers = redact_headers(request.headers, secrets, provider.secret_headers)
-    stored_body = redact_bytes(request.body, secrets)
+    headers, stored_body = redacted(provider, integration, request)
     try:
         provider.verify(request, integration)
     except VerificationFailed as exc:
@@ -88,6 +86,13 @@ def receive(provider: Source, integration: Connection, request: WebhookRequest,
                       error="" if known else f"no handler for event type {event_type or '(none)'}")
     return _store(provider, request, headers, stored_body, event_id=event_id, event_type=event_type,
                   status=WebhookLog.Status.RECEIVED, queue=True)
+
+
+def redacted(provider: Source, integration: Connection, request: WebhookRequest) -> tuple[dict, bytes]:
+    """What a stored row keeps of the request: headers and body with the tenant's secrets out
+    (``webhooks.redaction``). The one place both the view's path and the fast path redact."""
+    secrets = provider.verification_secrets(integration)
+    return redact_headers(request.headers, secrets, provider.secret_headers), redact_bytes(request.body, secrets)
 
 
 def store_fetched(source: str, event_id: str, event_type: str, body: bytes) -> int | None:

@@ -33,7 +33,7 @@ from tenants.authentication import authenticate_bearer
 from tenants.context import tenant_context
 from tenants.models import Membership, Tenant
 from tenants.staff import audit_log
-from webhooks import ratelimit
+from webhooks import fastpath, ratelimit
 from webhooks.api import HELPER_PARAMETERS_DOC, WebhookReadinessSerializer, WebhookUrlSerializer, helper_parameters
 from webhooks.ingest import receive
 from webhooks.models import WebhookLog
@@ -89,7 +89,7 @@ def receive_webhook(request, first: str, second: str):
     else:
         return _not_found("unknown source", path=request.path)
     try:
-        response = _receive(request, tenant_key, source)
+        response = _receive_fast(request, tenant_key, source) or _receive(request, tenant_key, source)
     except (OperationalError, InterfaceError) as exc:
         # The database is unreachable: nothing could be stored, so ask the sender to retry.
         log.error("webhook %s for %s: database unavailable (%s)", source, tenant_key, exc.__class__.__name__)
@@ -98,6 +98,56 @@ def receive_webhook(request, first: str, second: str):
         # The tenant only once its integration was found: a label never takes a value from a URL alone.
         metrics.delivery(source, response.delivery_status, getattr(response, "delivery_tenant", None))
     return response
+
+
+def _refusal(request):
+    """413 or 415 before the body is read, else None."""
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > settings.WEBHOOK_MAX_BODY_BYTES:
+        return _json(413, {"status": "too_large", "limit_bytes": settings.WEBHOOK_MAX_BODY_BYTES})
+    content_type = request.content_type or ""
+    if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
+        return _json(415, {"status": "unsupported_media_type",
+                           "reason": "send the event as application/json (or text/plain)",
+                           "accepted": [*ACCEPTED_MEDIA_TYPES, "application/*+json"]},
+                     Accept_Post=", ".join(ACCEPTED_MEDIA_TYPES))
+    return None
+
+
+def _admit(request, tenant_id):
+    """Count a verified delivery against its tenant's budget, once per request: when the fast path
+    counted it and then left it to the view (a stale cache entry, a database error), it is not
+    counted again."""
+    if getattr(request, "webhook_admitted", False):
+        return None
+    request.webhook_admitted = True
+    return ratelimit.over(f"tenant:{tenant_id}", settings.WEBHOOK_RATE_LIMIT)
+
+
+def _answer(outcome, tenant_id):
+    response = _json(outcome.status, outcome.body, **{k.replace("-", "_"): v for k, v in outcome.headers.items()})
+    response.delivery_tenant = tenant_id
+    if outcome.body.get("status") == "rejected":
+        # ``ingest`` logs a sample of rejections itself; Django's "Unauthorized: <path>" line for
+        # every one would give a flood of forgeries the unbounded log it must not have.
+        response._has_been_logged = True
+    return response
+
+
+def _receive_fast(request, tenant_key: str, source: str):
+    """A POST to a connection this process has seen (``webhooks.fastpath``): stored with one
+    statement, or None, and the view below answers as if the fast path did not exist."""
+    if request.method != "POST" or not fastpath.enabled():
+        return None
+    entry = fastpath.lookup(tenant_key, source)
+    if entry is None or _refusal(request) is not None:
+        return None
+    body = request.body
+    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+        return None
+    delivery = WebhookRequest(body=body, headers=request.headers, query=request.GET, remote_addr=client_ip(request))
+    outcome = fastpath.receive(entry, delivery, admit=lambda: _admit(request, entry.tenant_id))
+    return None if outcome is None else _answer(outcome, entry.tenant_id)
 
 
 def _receive(request, tenant_key: str, source: str):
@@ -110,15 +160,9 @@ def _receive(request, tenant_key: str, source: str):
         # A health answer for people and platforms checking the URL: no tenant details, no secrets.
         return _json(200, {"status": "ok", "source": source, "accepts": "POST application/json"})
 
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > settings.WEBHOOK_MAX_BODY_BYTES:
-        return _json(413, {"status": "too_large", "limit_bytes": settings.WEBHOOK_MAX_BODY_BYTES})
-    content_type = request.content_type or ""
-    if content_type not in ACCEPTED_CONTENT_TYPES and not content_type.endswith("+json"):
-        return _json(415, {"status": "unsupported_media_type",
-                           "reason": "send the event as application/json (or text/plain)",
-                           "accepted": [*ACCEPTED_MEDIA_TYPES, "application/*+json"]},
-                     Accept_Post=", ".join(ACCEPTED_MEDIA_TYPES))
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
 
     tenant_id = _uuid_or_none(tenant_key)
     if tenant_id is None:  # a slug: look it up (the URLs we hand out carry the id)
@@ -143,17 +187,10 @@ def _receive(request, tenant_key: str, source: str):
         )
         if integration is None:
             return _not_found("unknown or inactive tenant, or source not connected", tenant=tenant_key, source=source)
-        outcome = receive(
-            provider, integration, delivery,
-            admit=lambda: ratelimit.over(f"tenant:{tenant_id}", settings.WEBHOOK_RATE_LIMIT),
-        )
-    response = _json(outcome.status, outcome.body, **{k.replace("-", "_"): v for k, v in outcome.headers.items()})
-    response.delivery_tenant = tenant_id
-    if outcome.body.get("status") == "rejected":
-        # ``ingest`` logs a sample of rejections itself; Django's "Unauthorized: <path>" line for
-        # every one would give a flood of forgeries the unbounded log it must not have.
-        response._has_been_logged = True
-    return response
+        # The next delivery to this URL can take the fast path (only for a URL with the tenant's id).
+        fastpath.remember(tenant_key, source, provider, integration)
+        outcome = receive(provider, integration, delivery, admit=lambda: _admit(request, tenant_id))
+    return _answer(outcome, tenant_id)
 
 
 # --- For tenant users and operators: "where do I point the platform?" and "is it working?" ----

@@ -46,7 +46,10 @@ def grants(ident, dbname: str, owner: str) -> list:
     """Rows, not schema: the same for the runtime and the operator role. ``owner`` is the role
     that runs the migrations: default privileges are per creating role, so they must name it
     (without ``FOR ROLE`` they would cover only tables the role running this command creates).
-    Functions need no grant: PostgreSQL lets PUBLIC execute them, and the migrations make none."""
+    Functions: the migrations revoke PUBLIC's EXECUTE on the ones they make (the receiver's
+    ``webhooks_store_delivery``, ``SECURITY INVOKER``), so the roles are granted EXECUTE here, on
+    today's functions and by default privileges on later ones. Execute only: the owner keeps
+    them, and a role that is not the owner can neither replace nor drop one."""
     owner_ident = sql.Identifier(owner)
     return [
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), ident),
@@ -60,6 +63,10 @@ def grants(ident, dbname: str, owner: str) -> list:
             "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
         ).format(owner_ident, ident),
         sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}").format(
+            owner_ident, ident
+        ),
+        sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {}").format(ident),
+        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO {}").format(
             owner_ident, ident
         ),
     ]

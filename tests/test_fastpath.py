@@ -431,8 +431,13 @@ def test_a_cached_delivery_costs_one_round_trip(queue, client):
                                HTTP_STRIPE_SIGNATURE=stripe_signature(body, SECRET))
         assert response.status_code == 200, response.content
 
+    from django.core.cache import cache
+
+    from webhooks.drain import WAKE_KEY
+
+    cache.delete(WAKE_KEY)
     try:
-        with override_settings(WEBHOOK_QUEUE=queue), celery_broker(REDIS_URL):
+        with override_settings(WEBHOOK_QUEUE=queue, WEBHOOK_WAKE_SECONDS=60), celery_broker(REDIS_URL):
             through_the_view = round_trips(lambda: deliver(1))
             fast = [round_trips(lambda n=n: deliver(n)) for n in range(2, 5)]
         assert through_the_view >= 5 and fast == [1, 1, 1], (through_the_view, fast)

@@ -5,6 +5,10 @@ connected (nothing stored, a log line); 405 other methods; 413 body over the lim
 type no platform sends; 429 too many verified deliveries for one tenant; 401 (or the configured status)
 rejected; 200 stored (new, duplicate, ignored or malformed); 503 database unreachable, so the
 sender retries. A POST is never redirected: both URL forms match with or without the slash.
+
+A POST to a connection this process has seen first tries ``webhooks.fastpath`` (one statement);
+whatever it does not store comes here unchanged, so this view stays the one place for every
+unusual case.
 """
 
 from __future__ import annotations

@@ -46,9 +46,9 @@ CLAIMED = (WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED, WebhookLog.Stat
 
 def in_process() -> bool:
     """Tasks run inside the caller (the embedded default), not on a worker: Celery's own setting."""
-    from engarde.celery import app
+    from celery import current_app  # the project's app (engarde.celery), without importing upwards
 
-    return bool(app.conf.task_always_eager)
+    return bool(current_app.conf.task_always_eager)
 
 
 def rows_mode() -> bool:

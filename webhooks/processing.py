@@ -90,6 +90,66 @@ def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event
     return row.status
 
 
+def process_batch(tenant_id: str, ids: list[int], claimed_at) -> list[int]:
+    """The row queue's fast way through: one tenant's claimed rows in ONE transaction, instead of
+    two per row (read, then claim-and-write). Returns the ids it processed.
+
+    The rows are locked, read with their bodies, parsed, validated and handled in order, then
+    marked ``processed`` by one UPDATE, and each integration's ``last_event_at`` is written once;
+    what handlers queue on commit (the new-contact notices, Brevo) goes out when the batch commits.
+    Only rows still held by this claim (``processing`` with ``updated_at`` = ``claimed_at``) are
+    taken, so a row whose lease ran out and that another drain claimed is not touched.
+
+    Optimistic: any failure (a malformed body, a handler's error, the database) rolls the whole
+    batch back and returns ``[]``, and the caller processes the rows one by one with ``process``,
+    which keeps every failure's exact handling (reason, retry, ``dead``). Event types with a
+    fetcher are left out here (``[]`` for them): their platform call must happen outside any
+    transaction, so they go the one-by-one way. Nothing of a batch that rolled back is kept, so a
+    row is processed once in effect either way."""
+    if not ids:
+        return []
+    done: list[tuple[WebhookLog, float]] = []
+    try:
+        with tenant_context(tenant_id):
+            rows = list(
+                WebhookLog.objects.select_for_update().defer("headers")
+                .filter(pk__in=ids, status=WebhookLog.Status.PROCESSING, updated_at=claimed_at)
+                .order_by("received_at", "pk")
+            )
+            integrations: dict[str, object] = {}
+            work = []
+            for row in rows:
+                provider = sources.find_source(row.source)
+                handler = provider.handler_for(row.event_type) if provider else None
+                if handler is None or row.event_type in provider.fetchers:
+                    continue  # the one-by-one way: a fetcher's call, or the reason there is no handler
+                if row.source not in integrations:
+                    integrations[row.source] = sources.connections().get(row.source, credentials=False)
+                payload = provider.parse(bytes(row.body))
+                data = provider.validate(row.event_type, payload)
+                work.append((row, handler, Event(payload=payload, data=data, log=row,
+                                                 integration=integrations[row.source])))
+            for row, handler, event in work:
+                row.attempts += 1
+                with delivery_scope(row.pk, row.source):
+                    handler(event)
+            now = timezone.now()
+            WebhookLog.objects.filter(pk__in=[row.pk for row, _, _ in work]).update(
+                status=WebhookLog.Status.PROCESSED, attempts=F("attempts") + 1, error="", traceback="",
+                processed_at=now, updated_at=now,
+            )
+            for integration in integrations.values():
+                sources.connections().event_processed(integration, now)
+            done = [(row, (now - row.received_at).total_seconds()) for row, _, _ in work]
+    except Exception as exc:  # all of it rolled back: the caller takes the rows one by one
+        log.info("drain batch of %d rows for tenant %s rolled back (%s): one by one instead",
+                 len(ids), tenant_id, exc.__class__.__name__)
+        return []
+    for row, lag in done:
+        metrics.processed(row.source, WebhookLog.Status.PROCESSED, tenant_id, lag_seconds=lag)
+    return [row.pk for row, _ in done]
+
+
 def _processable(rows, states=PROCESSABLE) -> WebhookLog:
     row = rows.first()
     if row is None or row.status not in states:

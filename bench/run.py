@@ -611,8 +611,8 @@ def end_to_end(tenant_id: str, workdir: Path, minimal_rps: float | None) -> dict
     web = Server("e2e-web", ["engarde.wsgi"], env, workdir, workers=E2E_WEB_WORKERS)
     worker = Worker(env, workdir, "e2e-worker")
     poller = Poller()
-    results: dict = {"phases": [], "minimal_rps": minimal_rps, "web_command": shlex.join(web.command[1:]),
-                     "worker_command": shlex.join(worker.command[1:])}
+    results: dict = {"phases": [], "minimal_rps": minimal_rps, "web_command": shlex.join(["python", *web.command[1:]]),
+                     "worker_command": shlex.join(["python", *worker.command[1:]])}
     try:
         say(f"end to end: gunicorn --workers {E2E_WEB_WORKERS} and celery worker -c {E2E_CONCURRENCY}, "
             f"{', '.join(f'{k}={v}' for k, v in E2E_ENV.items() if k != 'OPERATOR_DATABASE_URL')}")

@@ -144,7 +144,7 @@ def _claim(tenant_id: str, now, limit: int, wait: bool) -> tuple[list[int], bool
 def drain_once() -> tuple[int, bool]:
     """Claim one fair batch across tenants and process it: the number of rows claimed, and whether
     more may be waiting (a tenant filled its share, or more tenants wait than one batch takes)."""
-    from webhooks.processing import NothingToDo, process, record_failure, retry_delay
+    from webhooks.processing import NothingToDo, process, process_batch, record_failure, retry_delay
     from webhooks.tasks import process_webhook
 
     now = timezone.now()
@@ -169,7 +169,17 @@ def drain_once() -> tuple[int, bool]:
                 full.append(tenant_id)
         active = full
     more = more or bool(active)
+    # Each tenant's rows in one transaction (``process_batch``); what it did not take, or all of
+    # them when the batch rolled back, one by one as a ``process_webhook`` task would.
+    by_tenant: dict[str, list[int]] = {}
     for log_id, tenant_id in claimed:
+        by_tenant.setdefault(tenant_id, []).append(log_id)
+    done = set()
+    for tenant_id, ids in by_tenant.items():
+        done.update(process_batch(tenant_id, ids, now))
+    for log_id, tenant_id in claimed:
+        if log_id in done:
+            continue
         try:
             process(log_id, tenant_id, states=CLAIMED)
         except NothingToDo:

@@ -91,44 +91,60 @@ def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event
 
 
 def process_batch(tenant_id: str, ids: list[int], claimed_at) -> list[int]:
-    """The row queue's fast way through: one tenant's claimed rows in ONE transaction, instead of
-    two per row (read, then claim-and-write). Returns the ids it processed.
+    """The row queue's way through: one tenant's claimed rows in two transactions in all, instead
+    of two per row. Returns the ids it processed; the caller takes the others one by one.
 
-    The rows are locked, read with their bodies, parsed, validated and handled in order, then
-    marked ``processed`` by one UPDATE, and each integration's ``last_event_at`` is written once;
-    what handlers queue on commit (the new-contact notices, Brevo) goes out when the batch commits.
-    Only rows still held by this claim (``processing`` with ``updated_at`` = ``claimed_at``) are
-    taken, so a row whose lease ran out and that another drain claimed is not touched.
+    1. *Read* (one query, no lock): the rows still held by this claim (``processing`` with
+       ``updated_at`` = ``claimed_at``, so a row whose lease ran out and that another drain took is
+       left alone), and each source's integration once (credentials decrypted once, and only when
+       one of the rows has a fetcher). Bodies are parsed and validated; a row that fails here is
+       left out, for the one-by-one way to record why.
+    2. *Fetch* (no transaction): the fetchers, as ``process`` runs them; a row whose fetch fails is
+       left out likewise.
+    3. *Write* (one transaction): the rows locked in one statement, each handler in turn, the
+       processed marks in one UPDATE, each integration's ``last_event_at`` once; what handlers
+       queue on commit goes out when the batch commits.
 
-    Optimistic: any failure (a malformed body, a handler's error, the database) rolls the whole
-    batch back and returns ``[]``, and the caller processes the rows one by one with ``process``,
-    which keeps every failure's exact handling (reason, retry, ``dead``). Event types with a
-    fetcher are left out here (``[]`` for them): their platform call must happen outside any
-    transaction, so they go the one-by-one way. Nothing of a batch that rolled back is kept, so a
-    row is processed once in effect either way."""
+    Optimistic: a failure in step 3 rolls the whole batch back and returns ``[]``; the caller then
+    processes every row with ``process``, which keeps each failure's exact handling (reason,
+    retry, ``dead``). Nothing of a rolled-back batch is kept, so each row is processed once in
+    effect either way."""
     if not ids:
         return []
-    done: list[tuple[WebhookLog, float]] = []
+    with tenant_context(tenant_id):
+        rows = list(
+            WebhookLog.objects.defer("headers").filter(pk__in=ids, status=WebhookLog.Status.PROCESSING,
+                                                       updated_at=claimed_at).order_by("received_at", "pk")
+        )
+        found = {row.source: sources.find_source(row.source) for row in rows}
+        needs_credentials = {source for source, provider in found.items() if provider and any(
+            row.event_type in provider.fetchers for row in rows if row.source == source)}
+        integrations = {source: sources.connections().get(source, credentials=source in needs_credentials)
+                        for source, provider in found.items() if provider}
+    work = []
+    for row in rows:
+        provider = found[row.source]
+        handler = provider.handler_for(row.event_type) if provider else None
+        if handler is None:
+            continue  # the one-by-one way says why
+        try:
+            payload = provider.parse(bytes(row.body))
+            event = Event(payload=payload, data=provider.validate(row.event_type, payload), log=row,
+                          integration=integrations[row.source])
+            fetcher = provider.fetchers.get(row.event_type)
+            if fetcher is not None:
+                event.fetched = fetcher(event)  # outside any transaction, as in ``process``
+        except Exception:  # malformed, or a platform's error: the one-by-one way records it
+            continue
+        work.append((row, handler, event))
+    if not work:
+        return []
     try:
         with tenant_context(tenant_id):
-            rows = list(
-                WebhookLog.objects.select_for_update().defer("headers")
-                .filter(pk__in=ids, status=WebhookLog.Status.PROCESSING, updated_at=claimed_at)
-                .order_by("received_at", "pk")
-            )
-            integrations: dict[str, object] = {}
-            work = []
-            for row in rows:
-                provider = sources.find_source(row.source)
-                handler = provider.handler_for(row.event_type) if provider else None
-                if handler is None or row.event_type in provider.fetchers:
-                    continue  # the one-by-one way: a fetcher's call, or the reason there is no handler
-                if row.source not in integrations:
-                    integrations[row.source] = sources.connections().get(row.source, credentials=False)
-                payload = provider.parse(bytes(row.body))
-                data = provider.validate(row.event_type, payload)
-                work.append((row, handler, Event(payload=payload, data=data, log=row,
-                                                 integration=integrations[row.source])))
+            held = set(WebhookLog.objects.select_for_update().filter(
+                pk__in=[row.pk for row, _, _ in work], status=WebhookLog.Status.PROCESSING, updated_at=claimed_at,
+            ).order_by("pk").values_list("pk", flat=True))
+            work = [item for item in work if item[0].pk in held]
             for row, handler, event in work:
                 row.attempts += 1
                 with delivery_scope(row.pk, row.source):
@@ -138,16 +154,16 @@ def process_batch(tenant_id: str, ids: list[int], claimed_at) -> list[int]:
                 status=WebhookLog.Status.PROCESSED, attempts=F("attempts") + 1, error="", traceback="",
                 processed_at=now, updated_at=now,
             )
-            for integration in integrations.values():
-                sources.connections().event_processed(integration, now)
-            done = [(row, (now - row.received_at).total_seconds()) for row, _, _ in work]
+            for source in {row.source for row, _, _ in work}:
+                sources.connections().event_processed(integrations[source], now)
     except Exception as exc:  # all of it rolled back: the caller takes the rows one by one
         log.info("drain batch of %d rows for tenant %s rolled back (%s): one by one instead",
-                 len(ids), tenant_id, exc.__class__.__name__)
+                 len(work), tenant_id, exc.__class__.__name__)
         return []
-    for row, lag in done:
-        metrics.processed(row.source, WebhookLog.Status.PROCESSED, tenant_id, lag_seconds=lag)
-    return [row.pk for row, _ in done]
+    for row, _, _ in work:
+        metrics.processed(row.source, WebhookLog.Status.PROCESSED, tenant_id,
+                          lag_seconds=(now - row.received_at).total_seconds())
+    return [row.pk for row, _, _ in work]
 
 
 def _processable(rows, states=PROCESSABLE) -> WebhookLog:

@@ -115,7 +115,28 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     if not keepdb:
         with django_db_blocker.unblock():
             connections.close_all()  # the runtime role's session would keep the database in use
+            _end_other_sessions()
             teardown_databases(db_cfg, verbosity=request.config.option.verbose)
+
+
+def _end_other_sessions() -> None:
+    """Sessions still open on the test database when the run ends (a thread's connection that was
+    never closed, a subprocess's backend still exiting) would make DROP DATABASE fail the whole run
+    at its last step. End them, and say which they were, so that a leak is seen, not hidden."""
+    owner = connections["owner"] if "owner" in settings.DATABASES else connections[DEFAULT_DB_ALIAS]
+    if owner.vendor != "postgresql":
+        return
+    import warnings
+
+    with owner.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, usename, application_name, state, left(query, 120), pg_terminate_backend(pid) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        ended = cursor.fetchall()
+    owner.close()
+    if ended:
+        warnings.warn(f"sessions still open on the test database at the end, ended: {ended}", stacklevel=1)
 
 
 def _set_up_roles():

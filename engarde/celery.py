@@ -7,7 +7,7 @@ Queues: ``webhooks`` (latency: incoming deliveries), ``sync`` (outbound API work
 import os
 
 import environ
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 from kombu import Queue
 
@@ -41,3 +41,21 @@ app.conf.beat_schedule = {
 app.autodiscover_tasks()
 app.autodiscover_tasks(["webhooks"], related_name="retention")
 app.autodiscover_tasks(["integrations"], related_name="notifications")
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _recycle_database_connections(sender=None, **kwargs) -> None:
+    """Around each task in a worker, what Django does around each request: drop a connection that
+    is broken, in an unexpected state or older than ``DB_CONN_MAX_AGE``, keep the others (see
+    ``CELERY_DB_REUSE_MAX`` in settings). Not for a task run eagerly inside a request or a
+    transaction: that connection is the caller's."""
+    request = getattr(sender, "request", None)
+    if request is None or getattr(request, "is_eager", False):
+        return
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
+

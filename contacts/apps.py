@@ -6,7 +6,7 @@ class ContactsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from contacts.signals import contact_created
+        from contacts.signals import contacts_created
         from contacts.tasks import queue_new_contact_notice
 
-        contact_created.connect(queue_new_contact_notice, dispatch_uid="contacts.new_contact_notice")
+        contacts_created.connect(queue_new_contact_notice, dispatch_uid="contacts.new_contact_notice")

@@ -7,7 +7,7 @@ from django.utils import timezone
 from contacts.models import Contact
 from engarde.queue import enqueue
 from tenants.context import tenant_context
-from tenants.models import Membership
+from tenants.models import Membership, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -18,28 +18,45 @@ def _one_line(value: str, limit: int = 200) -> str:
     return " ".join(str(value).split())[:limit]
 
 
-def queue_new_contact_notice(sender, tenant_id: str, contact_id: int, **kwargs) -> None:
-    """``contact_created`` receiver: the e-mail to the tenant's owners and admins goes out from a task."""
-    enqueue(notify_new_contact, tenant_id, contact_id)
+def queue_new_contact_notice(sender, tenant_id: str, contact_ids: list[int], **kwargs) -> None:
+    """``contacts_created`` receiver: one task for the announced contacts, whatever their number."""
+    enqueue(notify_new_contacts, tenant_id, list(contact_ids))
 
 
-@shared_task(name="contacts.notify_new_contact", acks_late=True)
-def notify_new_contact(tenant_id: str, contact_id: int) -> int:
-    """E-mail the tenant's owners and admins (only theirs) that a contact arrived. Returns how many.
+#: A digest lists at most this many contacts; the rest are counted ("… and 1,234 more").
+DIGEST_LISTED = 50
 
-    Queued by ``contacts.services.upsert_contact`` once the transaction that created the contact
-    commits, so a rolled-back handler never notifies. One message per recipient: the tenant's
-    admins do not see each other's addresses, and one bad address does not hold up the others.
+
+@shared_task(name="contacts.notify_new_contacts", acks_late=True)
+def notify_new_contacts(tenant_id: str, contact_ids: list[int]) -> int:
+    """E-mail the tenant's owners and admins (only theirs) that contacts arrived: one message per
+    recipient naming the contact, or, for several, one digest listing them. Returns how many
+    messages were sent.
+
+    Queued once the transaction (or the drain batch, or the sync run) that created the contacts
+    has committed, so a rolled-back handler never notifies. One message per recipient: the
+    tenant's admins do not see each other's addresses, and one bad address does not hold up the
+    others.
     """
     with tenant_context(tenant_id):
         # Claimed once, like healthchecks' report jobs: a redelivered task (acks_late, a worker
-        # killed after sending) finds the claim taken and sends nothing again. A worker killed
-        # between the claim and the send loses that one notice: at most once, never twice.
+        # killed after sending) finds the claims taken and sends nothing again. A worker killed
+        # between the claim and the send loses that notice: at most once, never twice. A contact
+        # another task is claiming at this moment is skipped (SKIP LOCKED), not waited for.
         # Inside the tenant, another tenant's contact id matches nothing (ORM wall and RLS).
-        claimed = Contact.objects.filter(pk=contact_id, notified_at__isnull=True).update(notified_at=timezone.now())
-        contact = Contact.objects.select_related("tenant").filter(pk=contact_id).first() if claimed else None
-        if contact is None:
+        claimed = list(
+            Contact.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=list(contact_ids), notified_at__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        if not claimed:
             return 0
+        Contact.objects.filter(pk__in=claimed).update(notified_at=timezone.now())
+        contacts = list(
+            Contact.objects.filter(pk__in=claimed)
+            .only("first_name", "last_name", "email", "phone", "source")
+            .order_by("pk")[:DIGEST_LISTED]
+        )
         recipients = sorted(
             {
                 m.user.email
@@ -49,16 +66,43 @@ def notify_new_contact(tenant_id: str, contact_id: int) -> int:
                 if m.user.email
             }
         )
-        tenant_name = contact.tenant.name
+        tenant_name = Tenant.objects.values_list("name", flat=True).get(pk=tenant_id)
     if not recipients:
         return 0
-    name = _one_line(contact.full_name or contact.email or "someone")
-    subject = _one_line(f"[{tenant_name}] New contact from {contact.source}: {name}")
-    body = (
-        f"A new contact arrived from {contact.source}.\n\n"
-        f"Name: {contact.full_name or '-'}\nE-mail: {contact.email or '-'}\nPhone: {contact.phone or '-'}\n"
-    )
+    subject, body = _notice(tenant_name, contacts, len(claimed))
     messages = [EmailMessage(subject, body, None, [address]) for address in recipients]
     sent = mailers.default.send_messages(messages) or 0
-    log.info("new contact %s of tenant %s: %d notification(s) sent", contact_id, tenant_id, sent)
+    log.info("%d new contact(s) of tenant %s: %d notification(s) sent", len(claimed), tenant_id, sent)
     return sent
+
+
+@shared_task(name="contacts.notify_new_contact", acks_late=True)
+def notify_new_contact(tenant_id: str, contact_id: int) -> int:
+    """One contact's notice: the task name queued before notices were batched, kept so that
+    messages still in the broker across an upgrade are sent."""
+    return notify_new_contacts(tenant_id, [contact_id])
+
+
+def _notice(tenant_name: str, contacts: list[Contact], total: int) -> tuple[str, str]:
+    """Subject and plain-text body: the contact's details for one, a list for several."""
+    if total == 1:
+        (contact,) = contacts
+        name = _one_line(contact.full_name or contact.email or "someone")
+        subject = _one_line(f"[{tenant_name}] New contact from {contact.source}: {name}")
+        body = (
+            f"A new contact arrived from {contact.source}.\n\n"
+            f"Name: {contact.full_name or '-'}\nE-mail: {contact.email or '-'}\nPhone: {contact.phone or '-'}\n"
+        )
+        return subject, body
+    sources = sorted({contact.source for contact in contacts})
+    origin = sources[0] if len(sources) == 1 and total == len(contacts) else "your platforms"
+    subject = _one_line(f"[{tenant_name}] {total:,} new contacts from {origin}")
+    lines = [f"{total:,} new contacts arrived.", ""]
+    for contact in contacts:
+        details = ", ".join(part for part in (contact.email, contact.phone) if part)
+        name = _one_line(contact.full_name or contact.email or "someone", 120)
+        lines.append(f"- {name}" + (f" ({_one_line(details, 160)})" if details and details != name else "")
+                     + f" from {contact.source}")
+    if total > len(contacts):
+        lines += ["", f"… and {total - len(contacts):,} more: the Contacts page lists them all."]
+    return subject, "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ class IntegrationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from contacts.signals import contact_created
+        from contacts.signals import contacts_created
         from integrations import checks  # noqa: F401  (registers the system checks)
         from integrations.connections import TenantIntegrations
         from integrations.registry import PROVIDERS
@@ -14,12 +14,12 @@ class IntegrationsConfig(AppConfig):
 
         # Processing (webhooks, a layer below) runs the providers' handlers through this registry.
         sources.register(PROVIDERS, TenantIntegrations())
-        contact_created.connect(tell_providers_contact_created, dispatch_uid="integrations.providers")
+        contacts_created.connect(tell_providers_contacts_created, dispatch_uid="integrations.providers")
 
 
-def tell_providers_contact_created(sender, tenant_id: str, contact_id: int, **kwargs) -> None:
-    """Every provider hears of a new contact through ``Provider.contact_created`` (the default does nothing)."""
+def tell_providers_contacts_created(sender, tenant_id: str, contact_ids: list[int], **kwargs) -> None:
+    """Every provider hears of new contacts through ``Provider.contacts_created`` (the default does nothing)."""
     from integrations.registry import PROVIDERS
 
     for provider in PROVIDERS.values():
-        provider.contact_created(tenant_id, contact_id)
+        provider.contacts_created(tenant_id, contact_ids)

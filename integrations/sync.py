@@ -31,6 +31,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 import engarde.metrics as metrics
+from contacts.signals import announced_together
 from integrations import notifications
 from integrations.models import TenantIntegration
 from tenants.context import tenant_context
@@ -146,7 +147,10 @@ def run_sync(integration_id: int, tenant_id: str, since: date | None = None, onl
     provider = integration.provider_obj
     outcome = SyncOutcome("failed", provider=provider.name)
     try:
-        result = provider.sync(integration, since=since)
+        # The run's new contacts are announced together when it ends: one notice and one e-mail
+        # per admin for a webinar's thousands of registrants (contacts.signals).
+        with announced_together():
+            result = provider.sync(integration, since=since)
     except PermanentSyncError as exc:
         outcome.status, outcome.message = "disabled", str(exc)
         _release(integration, sync_disabled_reason=str(exc)[:2000], last_sync_error=str(exc)[:2000],

@@ -33,7 +33,7 @@ def record_sync_error(tenant_id: str, integration_id: int, message: str) -> None
 def sync_contact_to_brevo(self, tenant_id: str, contact_id: int) -> str:
     """Upsert one new contact into the tenant's Brevo list, when the tenant has Brevo connected.
 
-    Queued by ``BrevoProvider.contact_created`` (the "contact created" hook) once the contact is
+    Queued by ``BrevoProvider.contacts_created`` (the "contacts created" hook) once the contact is
     committed. A 429 comes back after Brevo's ``x-sib-ratelimit-reset``; a refused request (4xx, or a 5xx the HTTP session already retried)
     is recorded on the integration (``last_error``) and not retried: the contact is upserted again
     by the next sync that touches it. The API key never reaches an error message or a log line.

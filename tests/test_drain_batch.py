@@ -108,3 +108,37 @@ def test_a_row_another_drain_claimed_again_is_not_touched(stripe, client):
         WebhookLog.objects.filter(pk=row.pk).update(status="processing", updated_at=timezone.now())
     assert process_batch(str(stripe.acme.pk), [row.pk], then) == []
     assert states(stripe.acme) == {"evt_lease_0": ("processing", 0)}
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_a_batchs_new_contacts_are_one_notice_per_admin_not_one_per_contact(mailoutbox):
+    """Committed for real: five deliveries stored in one transaction wake one drain, whose batch
+    makes five contacts; the owner gets one e-mail listing the five, and each is claimed."""
+    from django.db import connections, transaction
+    from django.test import Client
+
+    from conftest import make_user
+    from contacts.models import Contact
+    from tenants.models import Membership
+    from tests.test_reliability import post_stripe as post_signed
+    from tests.test_row_queue import make_tenant
+
+    tenant = make_tenant("digest")
+    owner = make_user("digest_owner")
+    with tenant_context(tenant):
+        Membership.objects.create(tenant=tenant, user=owner, role=Membership.Role.OWNER)
+    client = Client()
+    try:
+        with transaction.atomic():  # the wake-ups (on commit) run once all five are stored
+            for i in range(5):
+                body = stripe_event(f"evt_digest_{i}", f"pi_digest_{i}", f"buyer{i}@example.com")
+                assert post_signed(client, tenant, body).status_code == 200
+        assert states(tenant) == {f"evt_digest_{i}": ("processed", 1) for i in range(5)}
+        (message,) = mailoutbox
+        assert message.to == ["digest_owner@example.com"]
+        assert message.subject == "[digest] 5 new contacts from stripe"
+        assert all(f"buyer{i}@example.com" in message.body for i in range(5))
+        with tenant_context(tenant):
+            assert Contact.objects.filter(notified_at__isnull=True).count() == 0
+    finally:
+        connections["owner"].close()

@@ -163,3 +163,37 @@ def test_a_redelivered_notification_task_sends_nothing_again(stripe, mailoutbox)
     assert len(mailoutbox) == 1
     with tenant_context(stripe.acme):
         assert Contact.objects.get(pk=contact.pk).notified_at is not None
+
+
+def test_several_contacts_are_one_digest_per_recipient(world, mailoutbox, monkeypatch):
+    from contacts import tasks
+
+    with tenant_context(world.acme):
+        made = [Contact.objects.create(email=f"fan{i}@example.com", first_name=f"Fan{i}", source="zoom")
+                for i in range(3)]
+    monkeypatch.setattr(tasks, "DIGEST_LISTED", 2)
+    assert tasks.notify_new_contacts(str(world.acme.pk), [c.pk for c in made]) == 1
+    (message,) = mailoutbox
+    assert message.to == ["alice@example.com"]
+    assert message.subject == "[Acme] 3 new contacts from your platforms"  # one source is not listed
+    assert "- Fan0 (fan0@example.com) from zoom" in message.body
+    assert "fan2@example.com" not in message.body and "… and 1 more" in message.body
+    # Every one of them is claimed, the unlisted one too: nobody is told twice.
+    assert tasks.notify_new_contacts(str(world.acme.pk), [c.pk for c in made]) == 0
+    with tenant_context(world.acme):
+        assert not Contact.objects.filter(pk__in=[c.pk for c in made], notified_at__isnull=True).exists()
+
+
+def test_a_digest_never_lists_or_claims_another_tenants_contact(world, mailoutbox):
+    from contacts.tasks import notify_new_contacts
+
+    with tenant_context(world.acme):
+        ours = [Contact.objects.create(email=f"ours{i}@example.com", source="stripe") for i in range(2)]
+    with tenant_context(world.globex):
+        theirs = Contact.objects.create(email="theirs@example.com", source="stripe")
+    assert notify_new_contacts(str(world.acme.pk), [ours[0].pk, theirs.pk, ours[1].pk]) == 1
+    (message,) = mailoutbox
+    assert message.subject == "[Acme] 2 new contacts from stripe"
+    assert "theirs@example.com" not in message.body
+    with tenant_context(world.globex):
+        assert Contact.objects.get(pk=theirs.pk).notified_at is None

@@ -33,6 +33,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from contacts.signals import announced_together
 from engarde.queue import enqueue
 from tenants.context import operator_context, tenant_context
 from webhooks.models import WebhookLog
@@ -144,9 +145,6 @@ def _claim(tenant_id: str, now, limit: int, wait: bool) -> tuple[list[int], bool
 def drain_once() -> tuple[int, bool]:
     """Claim one fair batch across tenants and process it: the number of rows claimed, and whether
     more may be waiting (a tenant filled its share, or more tenants wait than one batch takes)."""
-    from webhooks.processing import NothingToDo, process, process_batch, record_failure, retry_delay
-    from webhooks.tasks import process_webhook
-
     now = timezone.now()
     per_tenant = max(1, settings.WEBHOOK_DRAIN_PER_TENANT)
     batch = max(per_tenant, settings.WEBHOOK_DRAIN_BATCH)
@@ -169,6 +167,17 @@ def drain_once() -> tuple[int, bool]:
                 full.append(tenant_id)
         active = full
     more = more or bool(active)
+    # What the batch creates is announced together when it is done: one notice task and one
+    # e-mail per admin for the tenant's new contacts, not one per contact (contacts.signals).
+    with announced_together():
+        _process_claimed(claimed, now)
+    return len(claimed), more
+
+
+def _process_claimed(claimed: list[tuple[int, str]], now) -> None:
+    from webhooks.processing import NothingToDo, process, process_batch, record_failure, retry_delay
+    from webhooks.tasks import process_webhook
+
     # Each tenant's rows in one transaction (``process_batch``); what it did not take, or all of
     # them when the batch rolled back, one by one as a ``process_webhook`` task would.
     by_tenant: dict[str, list[int]] = {}
@@ -196,7 +205,6 @@ def drain_once() -> tuple[int, bool]:
                     process_webhook.apply_async(args=(log_id, tenant_id), countdown=countdown, retries=1)
                 except Exception as publish_error:  # the sweeper publishes failed rows later
                     log.warning("could not schedule the retry of %s: %s", log_id, publish_error.__class__.__name__)
-    return len(claimed), more
 
 
 def stuck(now=None) -> bool:

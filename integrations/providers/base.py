@@ -307,9 +307,10 @@ class Provider:
             return {self.token_header: secret}, {}
         return {}, {self.token_query_param: secret}
 
-    def contact_created(self, tenant_id: str, contact_id: int) -> None:
-        """A contact of this tenant was just created (the transaction has committed). Queue work
-        here, do not do it: this runs in the request or task that made the contact. Default: nothing."""
+    def contacts_created(self, tenant_id: str, contact_ids: list[int]) -> None:
+        """Contacts of this tenant were just created (their transaction has committed): one call for
+        a whole drain batch or sync run (``contacts.signals.announced_together``). Queue work here,
+        do not do it: this runs in the request or task that made the contacts. Default: nothing."""
 
     # --- pull syncs (integrations/sync.py) ---------------------------------------------------
     #: how often the beat starts a sync of one integration (a provider that syncs sets it).

@@ -21,12 +21,21 @@ class BrevoProvider(Provider):
             raise ValueError("enter the API key first")
         return BrevoClient(integration.value("api_key")).test_connection()
 
-    def contact_created(self, tenant_id, contact_id):
+    def contacts_created(self, tenant_id, contact_ids):
+        """One list sync task per contact (each is its own Brevo request, retried on its own after a
+        429), and none at all for a tenant without an active Brevo connection: one query for the
+        whole batch instead of a message and a task per contact that would find nothing to do."""
         # Imported here: the tasks module imports the models, which import this registry.
         from engarde.queue import enqueue
+        from integrations.models import TenantIntegration
         from integrations.tasks import sync_contact_to_brevo
+        from tenants.context import tenant_context
 
-        enqueue(sync_contact_to_brevo, tenant_id, contact_id)
+        with tenant_context(tenant_id):
+            if not TenantIntegration.objects.filter(provider=self.name, is_active=True).exists():
+                return
+        for contact_id in contact_ids:
+            enqueue(sync_contact_to_brevo, tenant_id, contact_id)
 
     def setup_steps(self, webhook_url):
         return [

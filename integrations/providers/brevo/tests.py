@@ -120,6 +120,31 @@ def test_only_new_contacts_with_an_email_of_a_tenant_with_brevo_are_sent(world, 
     assert len(brevo.calls) == 0
 
 
+def test_no_task_is_queued_for_a_tenant_without_an_active_brevo(world, brevo, django_capture_on_commit_callbacks):
+    """The hook looks once per announcement: a tenant without Brevo costs no message and no task."""
+    from celery.signals import before_task_publish, task_prerun
+
+    ran = []
+
+    def seen(sender=None, **kwargs):
+        name = sender if isinstance(sender, str) else getattr(sender, "name", "")
+        if name == "integrations.sync_contact_to_brevo":
+            ran.append(name)
+
+    task_prerun.connect(seen, weak=False)
+    before_task_publish.connect(seen, weak=False)
+    try:
+        new_contact(world.acme, django_capture_on_commit_callbacks, email="no.brevo@example.com")
+        assert ran == []
+        connect_brevo(world.acme)
+        brevo.add(responses.POST, CONTACTS_URL, status=201)
+        new_contact(world.acme, django_capture_on_commit_callbacks, email="with.brevo@example.com")
+        assert ran == ["integrations.sync_contact_to_brevo"] and len(brevo.calls) == 1
+    finally:
+        task_prerun.disconnect(seen)
+        before_task_publish.disconnect(seen)
+
+
 def test_a_missing_list_id_is_recorded_and_nothing_is_sent(world, brevo, django_capture_on_commit_callbacks):
     connect_brevo(world.acme, list_id="")
     contact, _ = new_contact(world.acme, django_capture_on_commit_callbacks)

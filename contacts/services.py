@@ -8,12 +8,23 @@ Every value is made fit for its column here (``contacts.values``: NUL and lone s
 text cut to its column, ids and e-mails refused rather than cut) and every amount goes through the
 one money parser (``contacts.money``), so no caller can store what PostgreSQL refuses or book a
 rounded sum. A refusal is ``InvalidValue``, which processing marks ``malformed``.
+
+Savepoints and ``optimistic_writes()``: an insert that may meet a concurrent duplicate runs in a
+savepoint, so the unique key's refusal leaves the transaction usable and the row that won is
+read instead. Inside ``optimistic_writes()`` (the drain's batch, which runs many handlers in one
+transaction and has a safe way to redo them) there are no savepoints, two round trips fewer per
+write: a refusal is raised, the batch rolls back, and its rows are processed again one by one,
+each in its own transaction with savepoints. A conflict is rare (two deliveries of one new
+customer processed at the same moment), so the batch almost always commits.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from contextlib import contextmanager
 from decimal import Decimal
+from typing import Iterator
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -25,6 +36,32 @@ from contacts.signals import announce_contact_created
 from contacts.values import InvalidValue, clean_email, clean_id, clean_json, fit
 
 log = logging.getLogger(__name__)
+
+
+_optimistic: contextvars.ContextVar[bool] = contextvars.ContextVar("engarde_optimistic_writes", default=False)
+
+
+@contextmanager
+def optimistic_writes() -> Iterator[None]:
+    """Inside the block a unique key's refusal is raised instead of handled (see the module's
+    docstring). Only for a caller that rolls the whole transaction back and redoes the work with
+    savepoints when an ``IntegrityError`` comes out."""
+    token = _optimistic.set(True)
+    try:
+        yield
+    finally:
+        _optimistic.reset(token)
+
+
+def _guarded():
+    """Where a concurrent duplicate may be refused: a savepoint, or none in ``optimistic_writes``."""
+    return transaction.atomic(savepoint=not _optimistic.get())
+
+
+def _conflict_is_handled() -> bool:
+    """False in ``optimistic_writes``: the ``IntegrityError`` must reach the caller, which redoes the
+    batch; the transaction cannot go on after it without a savepoint anyway."""
+    return not _optimistic.get()
 
 
 def from_minor_units(amount: int | str, currency: str) -> Decimal:
@@ -70,18 +107,22 @@ def upsert_contact(
             changed = _fill_in(contact, values, custom_fields)
             if changed:
                 try:
-                    with transaction.atomic():
+                    with _guarded():
                         contact.save()
                 except IntegrityError:
+                    if not _conflict_is_handled():
+                        raise
                     # e.g. this e-mail belongs to another contact already: keep the row as it was.
                     log.info("contact %s: an identifier is already used by another contact", contact.pk)
                     contact.refresh_from_db()
             link_current_delivery(contact)
             return contact, False
         try:
-            with transaction.atomic():
+            with _guarded():
                 contact = Contact.objects.create(source=source, custom_fields=dict(custom_fields or {}), **values)
         except IntegrityError:
+            if not _conflict_is_handled():
+                raise
             continue  # someone else created it just now: find it on the next turn
         transaction.on_commit(lambda pk=contact.pk, tenant_id=contact.tenant_id: announce_contact_created(tenant_id, pk))
         link_current_delivery(contact)
@@ -152,9 +193,11 @@ def record_payment(
         "occurred_at": occurred_at,
     }
     try:
-        with transaction.atomic():
+        with _guarded():
             return Payment.objects.create(payment_event_id=payment_event_id, **defaults), True
     except IntegrityError:
+        if not _conflict_is_handled():
+            raise
         return Payment.objects.get(payment_event_id=payment_event_id), False
 
 
@@ -178,7 +221,7 @@ def add_pending_signup(*, contact: Contact, source: str, external_id: str = "", 
     if not external_id:
         return PendingSignup.objects.create(contact=contact, source=source, metadata=metadata or {}), True
     try:
-        with transaction.atomic():
+        with _guarded():
             return (
                 PendingSignup.objects.create(
                     contact=contact, source=source, external_id=external_id, metadata=metadata or {}
@@ -186,6 +229,8 @@ def add_pending_signup(*, contact: Contact, source: str, external_id: str = "", 
                 True,
             )
     except IntegrityError:
+        if not _conflict_is_handled():
+            raise
         return PendingSignup.objects.get(source=source, external_id=external_id), False
 
 

@@ -110,6 +110,60 @@ def test_a_row_another_drain_claimed_again_is_not_touched(stripe, client):
     assert states(stripe.acme) == {"evt_lease_0": ("processing", 0)}
 
 
+def test_a_batch_writes_without_savepoints_and_links_its_contacts_in_one_insert(stripe, client):
+    from contacts.models import Contact, ContactDelivery
+
+    store(client, stripe.acme, "link", 6)
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_once() == (6, False)
+    sql = [q["sql"] for q in queries.captured_queries]
+    links = [q for q in sql if q.startswith('INSERT INTO "contacts_contactdelivery"')]
+    assert len(links) == 1, links
+    # No savepoint around a write. (Inside this test's transaction each tenant_context is itself a
+    # savepoint, followed by its set_config; in production it is the transaction's BEGIN.)
+    batch = sql[next(i for i, q in enumerate(sql) if '"webhooks_webhooklog"."body"' in q):]
+    writes = [batch[i + 1] for i, q in enumerate(batch) if q.startswith("SAVEPOINT")]
+    assert writes and all(q.startswith("SELECT set_config('app.tenant_id'") for q in writes), writes
+    with tenant_context(stripe.acme):
+        for i in range(6):
+            contact = Contact.objects.get(email=f"link{i}@example.com")
+            row = WebhookLog.objects.get(event_id=f"evt_link_{i}")
+            assert list(ContactDelivery.objects.filter(contact=contact).values_list("webhook_log_id", flat=True)) == [row.pk]
+
+
+def test_a_unique_key_conflict_in_a_batch_is_redone_one_by_one_and_handled_as_before(stripe, client, caplog):
+    """Without savepoints a refusal cannot be handled inside the batch: it rolls the batch back,
+    and the one-by-one way (with savepoints) handles it as it always did. Here a known Stripe
+    customer without an e-mail pays with one that another contact already has: the customer's
+    contact stays as it was (without it), and the payment is its."""
+    import json
+
+    from contacts.models import Contact, ContactDelivery
+
+    with tenant_context(stripe.acme):
+        known = Contact.objects.create(stripe_customer_id="cus_known", source="stripe")
+        Contact.objects.create(email="taken@example.com", source="manual")
+        links_before = ContactDelivery.objects.count()
+    store(client, stripe.acme, "ok", 2)
+    payload = json.loads(stripe_event("evt_clash", "pi_clash", "taken@example.com"))
+    payload["data"]["object"]["customer"] = "cus_known"
+    assert post_stripe(client, stripe.acme, json.dumps(payload).encode()).json()["status"] == "received"
+    store(client, stripe.acme, "after", 2)
+    with caplog.at_level("INFO", logger="webhooks.processing"):
+        assert drain_once()[0] == 5
+    assert "drain batch of 5 rows" in caplog.text and "rolled back (IntegrityError)" in caplog.text
+    assert set(states(stripe.acme).values()) == {("processed", 1)}
+    with tenant_context(stripe.acme):
+        known.refresh_from_db()
+        assert known.email == ""
+        payment = Payment.objects.get(external_id="pi_clash")
+        assert payment.contact_id == known.pk
+        assert Payment.objects.filter(external_id__regex=r"^pi_(ok|after)_").count() == 4
+        clash = WebhookLog.objects.get(event_id="evt_clash")
+        assert ContactDelivery.objects.filter(webhook_log_id=clash.pk, contact=known).count() == 1
+        assert ContactDelivery.objects.count() == links_before + 5  # one per delivery, none doubled by the redo
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 def test_a_batchs_new_contacts_are_one_notice_per_admin_not_one_per_contact(mailoutbox):
     """Committed for real: five deliveries stored in one transaction wake one drain, whose batch

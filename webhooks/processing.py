@@ -29,7 +29,8 @@ from django.utils import timezone
 
 from engarde.errors import Explained, sentence_for
 
-from contacts.provenance import delivery_scope
+from contacts.provenance import delivery_scope, links_written_together
+from contacts.services import optimistic_writes
 import engarde.metrics as metrics
 from contacts.values import InvalidValue
 from tenants.context import tenant_context
@@ -140,7 +141,9 @@ def process_batch(tenant_id: str, ids: list[int], claimed_at) -> list[int]:
     if not work:
         return []
     try:
-        with tenant_context(tenant_id):
+        # No savepoints and the contacts' delivery links in one INSERT: any conflict rolls the
+        # whole batch back to the one-by-one way below, which has both (contacts.services).
+        with tenant_context(tenant_id), optimistic_writes(), links_written_together():
             held = set(WebhookLog.objects.select_for_update().filter(
                 pk__in=[row.pk for row, _, _ in work], status=WebhookLog.Status.PROCESSING, updated_at=claimed_at,
             ).order_by("pk").values_list("pk", flat=True))

@@ -56,7 +56,8 @@ minimal), ``BENCH_KEEP_DB`` (1 keeps the database), ``BENCH_OWNER_URL``, ``BENCH
 app and the end-to-end processes, e.g. ``DB_CONN_MAX_AGE=0``); ``BENCH_PHASES``
 (``ingest,roundtrips,burst,steady``), ``BENCH_RT_DELIVERIES`` (200), ``BENCH_E2E_WEB_WORKERS`` (2),
 ``BENCH_E2E_CONCURRENCY`` (2), ``BENCH_BURST`` (2000), ``BENCH_BURST_CONNECTIONS`` (16),
-``BENCH_BURST_TIMEOUT`` (120 s), ``BENCH_STEADY_RATES`` (``100,200``), ``BENCH_STEADY_SECONDS``
+``BENCH_BURST_TIMEOUT`` (120 s), ``BENCH_HISTORY`` (20000 contacts and payments the tenant has
+before the run, then ``ANALYZE``; 0 for none), ``BENCH_STEADY_RATES`` (``100,200``), ``BENCH_STEADY_SECONDS``
 (15), ``BENCH_STEADY_CONNECTIONS`` (64), ``BENCH_DRAIN_TIMEOUT`` (60 s), ``BENCH_TIME_LIMIT``.
 """
 
@@ -117,6 +118,10 @@ STEADY_SECONDS = int(os.environ.get("BENCH_STEADY_SECONDS", "15"))
 STEADY_CONNECTIONS = int(os.environ.get("BENCH_STEADY_CONNECTIONS", "64"))
 DRAIN_TIMEOUT = int(os.environ.get("BENCH_DRAIN_TIMEOUT", "60"))
 RT_DELIVERIES = int(os.environ.get("BENCH_RT_DELIVERIES", "200"))
+# The bench tenant's history: contacts and payments it already has, analysed as autovacuum would
+# have, so lookups meet the plans of a database in use (on an empty, never-analysed table the
+# planner may pick the tenant index and read every row of the tenant for each lookup).
+HISTORY = int(os.environ.get("BENCH_HISTORY", "20000"))
 # The end-to-end phases run as deployed: the row queue (passed explicitly), the shared cache for
 # the wake-up deduplication, the operator role for the drain's one read across tenants.
 E2E_ENV = {"WEBHOOK_QUEUE": "rows", "CACHE_URL": REDIS_URL, "OPERATOR_DATABASE_URL": OPERATOR_URL} | FULL_ENV
@@ -214,7 +219,24 @@ def prepare_database() -> str:
         "received_at timestamptz NOT NULL DEFAULT now())"
     )
     owner_sql(f"GRANT SELECT, INSERT ON bench_minimal_event TO {runtime.username}")
+    if HISTORY > 0:
+        say(f"history: {HISTORY} contacts and {HISTORY} payments for the tenant, then ANALYZE")
+        manage("shell", "-c", HISTORY_CODE.format(tenant_id=tenant_id, count=HISTORY))
+        owner_sql("ANALYZE")
     return tenant_id
+
+
+HISTORY_CODE = """
+from decimal import Decimal
+from contacts.models import Contact, Payment
+from tenants.context import tenant_context
+with tenant_context("{tenant_id}"):
+    for start in range(0, {count}, 5000):
+        ids = range(start, min({count}, start + 5000))
+        Contact.objects.bulk_create([Contact(email=f"history{{i}}@example.com", source="stripe") for i in ids])
+        Payment.objects.bulk_create([Payment(payment_event_id=f"pi_history_{{i}}", external_id=f"pi_history_{{i}}",
+                                             source="stripe", amount=Decimal("49.00"), currency="EUR") for i in ids])
+"""
 
 
 def flush_redis() -> None:

@@ -54,4 +54,14 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
                 f"{self.model.__name__} is tenant-owned: query it inside tenant_context(tenant) "
                 "or an explicit operator_context(reason)"
             )
-        return super().get_queryset().filter(ActiveTenant(F("tenant_id")))
+        # The filtered queryset is built once per manager and cloned for each use: building it
+        # (resolving the condition) cost ten times the clone, six times per webhook event. Safe to
+        # share: ActiveTenant reads the scope when the SQL is compiled, never when it is built,
+        # and the shared one is never evaluated (a clone carries no results). Keyed on what the
+        # build depends on, since Django copies managers (inheritance, ``db_manager``).
+        key = (self.model, self._db)
+        cached = self.__dict__.get("_walled_queryset")
+        if cached is None or cached[0] != key:
+            cached = (key, super().get_queryset().filter(ActiveTenant(F("tenant_id"))))
+            self._walled_queryset = cached
+        return cached[1]._chain()

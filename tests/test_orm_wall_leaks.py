@@ -92,3 +92,21 @@ def test_a_queryset_built_for_one_tenant_never_runs_for_another(world):
     with tenant_context(world.globex):
         assert [c.tenant_id for c in contacts.all()] == [world.globex.pk]
         assert contacts.filter(tenant=world.acme).count() == 0
+
+
+def test_the_managers_shared_queryset_carries_neither_results_nor_a_scope(world):
+    """The manager clones one filtered queryset for every use (tenants.managers): evaluating a
+    clone fills nothing shared, each clone follows the scope it runs in, ``db_manager`` keeps its
+    own database, and no scope still fails closed."""
+    with tenant_context(world.acme):
+        acme = list(Contact.objects.all())
+        assert {c.tenant_id for c in acme} == {world.acme.pk}
+    with tenant_context(world.globex):
+        globex = list(Contact.objects.all())
+        assert {c.tenant_id for c in globex} == {world.globex.pk}
+        assert Contact.objects.db_manager("default").all().db == "default"
+    assert Contact.objects._walled_queryset[1]._result_cache is None
+    with operator_context("test: across tenants"):
+        assert Contact.objects.count() == len(acme) + len(globex)
+    with pytest.raises(TenantNotSet):
+        Contact.objects.all()

@@ -601,3 +601,27 @@ def test_rls_shows_each_tenant_only_its_own_zoom_signups(world, zoom, zoom_api):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM contacts_pendingsignup")
         assert cursor.fetchone() == (0,)  # no tenant: nothing
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_a_syncs_new_contacts_are_one_digest_per_admin(world, zoom, zoom_api, mailoutbox):
+    """Committed for real: the run's new contacts are announced together when it ends
+    (contacts.signals.announced_together), so Acme's owner gets one e-mail listing them, not one
+    per registrant; globex's admins hear nothing."""
+    from django.db import connections
+
+    try:
+        with tenant_context(world.acme):
+            before = set(Contact.objects.values_list("pk", flat=True))
+        assert sync(world.acme).status == "synced"
+        with tenant_context(world.acme):
+            new = list(Contact.objects.exclude(pk__in=before).order_by("pk"))
+        assert len(new) > 1
+        (message,) = mailoutbox
+        assert message.to == ["alice@example.com"]
+        assert message.subject == f"[Acme] {len(new)} new contacts from zoom"
+        assert all(contact.email in message.body for contact in new)
+        with tenant_context(world.acme):
+            assert not Contact.objects.filter(pk__in=[c.pk for c in new], notified_at__isnull=True).exists()
+    finally:
+        connections["owner"].close()

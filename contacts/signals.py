@@ -5,8 +5,9 @@ new contacts connects a receiver: contacts' own e-mail notice (``ContactsConfig.
 provider's ``Provider.contacts_created`` (``IntegrationsConfig.ready``; Brevo queues its list sync).
 
 One announcement per committed transaction where it counts: inside ``announced_together()`` (the
-row queue's drain around a batch, a pull sync around its run) the contacts that committed are
-collected and announced when the block ends, one ``contacts_created`` per tenant with all their ids.
+row queue's batch, a pull sync around its run) the contacts that committed are collected and
+announced when the block ends, or at ``announce_collected()`` (after each page a sync commits), one
+``contacts_created`` per tenant with all their ids.
 A burst of 500 Stripe payments or a Zoom webinar's 3,000 registrants then queues one notice and
 sends each admin one e-mail listing them, not 500 tasks and 500 e-mails. Outside such a block each
 contact is announced on its own as its transaction commits.
@@ -58,6 +59,21 @@ def announced_together() -> Iterator[None]:
         _collected.reset(token)
         for tenant_id, contact_ids in collected.items():
             _send(tenant_id, list(dict.fromkeys(contact_ids)))
+
+
+def announce_collected() -> None:
+    """Announce now what the enclosing ``announced_together()`` has collected so far (nothing
+    outside one). For a block that commits several transactions (a pull sync, page by page): each
+    page's contacts are told once the page has committed, so a run killed later (a deploy, an OOM)
+    has not kept back the notices of what it already stored; its resumed run finds those contacts
+    made and would never tell them."""
+    collected = _collected.get()
+    if not collected:
+        return
+    pending = list(collected.items())
+    collected.clear()
+    for tenant_id, contact_ids in pending:
+        _send(tenant_id, list(dict.fromkeys(contact_ids)))
 
 
 def _send(tenant_id: str, contact_ids: list[int]) -> None:

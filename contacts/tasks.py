@@ -2,6 +2,7 @@ import logging
 
 from celery import shared_task
 from django.core.mail import EmailMessage, mailers
+from django.db import OperationalError
 from django.utils import timezone
 
 from contacts.models import Contact
@@ -27,7 +28,8 @@ def queue_new_contact_notice(sender, tenant_id: str, contact_ids: list[int], **k
 DIGEST_LISTED = 50
 
 
-@shared_task(name="contacts.notify_new_contacts", acks_late=True)
+@shared_task(name="contacts.notify_new_contacts", acks_late=True, autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=3)
 def notify_new_contacts(tenant_id: str, contact_ids: list[int]) -> int:
     """E-mail the tenant's owners and admins (only theirs) that contacts arrived: one message per
     recipient naming the contact, or, for several, one digest listing them. Returns how many
@@ -42,11 +44,15 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int]) -> int:
         # Claimed once, like healthchecks' report jobs: a redelivered task (acks_late, a worker
         # killed after sending) finds the claims taken and sends nothing again. A worker killed
         # between the claim and the send loses that notice: at most once, never twice. A contact
-        # another task is claiming at this moment is skipped (SKIP LOCKED), not waited for.
-        # Inside the tenant, another tenant's contact id matches nothing (ORM wall and RLS).
+        # locked by another transaction (a handler updating it) is waited for, never skipped: a
+        # skipped one would stay unclaimed and untold for good. Locked in id order, so two notice
+        # tasks cannot deadlock each other; a deadlock with a handler rolls this claim back whole
+        # and the task tries again (autoretry_for). Inside the tenant, another tenant's contact id
+        # matches nothing (ORM wall and RLS).
         claimed = list(
-            Contact.objects.select_for_update(skip_locked=True)
+            Contact.objects.select_for_update(no_key=True)
             .filter(pk__in=list(contact_ids), notified_at__isnull=True)
+            .order_by("pk")
             .values_list("pk", flat=True)
         )
         if not claimed:

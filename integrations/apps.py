@@ -1,4 +1,8 @@
+import logging
+
 from django.apps import AppConfig
+
+log = logging.getLogger(__name__)
 
 
 class IntegrationsConfig(AppConfig):
@@ -22,4 +26,7 @@ def tell_providers_contacts_created(sender, tenant_id: str, contact_ids: list[in
     from integrations.registry import PROVIDERS
 
     for provider in PROVIDERS.values():
-        provider.contacts_created(tenant_id, contact_ids)
+        try:
+            provider.contacts_created(tenant_id, contact_ids)
+        except Exception:  # one provider's failure must not keep the next from hearing of them
+            log.exception("provider %s: contacts_created failed for tenant %s", provider.name, tenant_id)

@@ -31,7 +31,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 import engarde.metrics as metrics
-from contacts.signals import announced_together
+from contacts.signals import announce_collected, announced_together
 from integrations import notifications
 from integrations.models import TenantIntegration
 from tenants.context import tenant_context
@@ -127,6 +127,7 @@ def checkpoint(integration: TenantIntegration, cursor: dict, write=None):
         if taken.update(sync_cursor=cursor, sync_started_at=now) != 1:
             raise ClaimLost("another run took this sync over")
     integration.sync_cursor, integration.sync_started_at = cursor, now
+    announce_collected()  # the page's new contacts, now that they have committed
     return written
 
 
@@ -147,8 +148,9 @@ def run_sync(integration_id: int, tenant_id: str, since: date | None = None, onl
     provider = integration.provider_obj
     outcome = SyncOutcome("failed", provider=provider.name)
     try:
-        # The run's new contacts are announced together when it ends: one notice and one e-mail
-        # per admin for a webinar's thousands of registrants (contacts.signals).
+        # The run's new contacts are announced together, page by page as each commits
+        # (``checkpoint``): one notice and one e-mail per admin for a page of registrants, not
+        # one per registrant (contacts.signals).
         with announced_together():
             result = provider.sync(integration, since=since)
     except PermanentSyncError as exc:

@@ -59,9 +59,12 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
         # share: ActiveTenant reads the scope when the SQL is compiled, never when it is built,
         # and the shared one is never evaluated (a clone carries no results). Keyed on what the
         # build depends on, since Django copies managers (inheritance, ``db_manager``).
+        # A new queryset around a clone of the query, not ``_chain()``: that would share the
+        # cached one's ``_known_related_objects`` dict, which combining querysets (``|``) updates
+        # in place.
         key = (self.model, self._db)
-        cached = self.__dict__.get("_walled_queryset")
+        cached = self.__dict__.get("_walled_query")
         if cached is None or cached[0] != key:
-            cached = (key, super().get_queryset().filter(ActiveTenant(F("tenant_id"))))
-            self._walled_queryset = cached
-        return cached[1]._chain()
+            cached = (key, super().get_queryset().filter(ActiveTenant(F("tenant_id"))).query)
+            self._walled_query = cached
+        return self._queryset_class(model=self.model, query=cached[1].chain(), using=self._db, hints=self._hints)

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from contacts.services import upsert_contact
-from contacts.signals import announced_together, contacts_created
+from contacts.signals import announce_collected, announced_together, contacts_created
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
 
@@ -103,3 +103,22 @@ def test_what_committed_is_announced_even_when_the_block_then_fails(world, heard
                     contact, _ = upsert_contact(source="zoom", email="kept@example.com")
             raise RuntimeError("the sync failed on its next page")
     assert heard == [(str(world.acme.pk), [contact.pk])]
+
+
+def test_what_a_block_collected_is_announced_at_each_commit_boundary_it_is_told_of(world, heard,
+                                                                                 django_capture_on_commit_callbacks):
+    """A sync calls ``announce_collected`` after each page commits: that page's contacts are told
+    then, not held back until the run ends (a run killed later would never tell them)."""
+    with announced_together():
+        with django_capture_on_commit_callbacks(execute=True):
+            with tenant_context(world.acme):
+                first, _ = upsert_contact(source="zoom", email="page1@example.com")
+        announce_collected()
+        assert heard == [(str(world.acme.pk), [first.pk])]
+        with django_capture_on_commit_callbacks(execute=True):
+            with tenant_context(world.acme):
+                second, _ = upsert_contact(source="zoom", email="page2@example.com")
+        assert len(heard) == 1
+    assert heard == [(str(world.acme.pk), [first.pk]), (str(world.acme.pk), [second.pk])]
+    announce_collected()  # outside a block: nothing to do
+    assert len(heard) == 2

@@ -197,3 +197,40 @@ def test_a_digest_never_lists_or_claims_another_tenants_contact(world, mailoutbo
     assert "theirs@example.com" not in message.body
     with tenant_context(world.globex):
         assert Contact.objects.get(pk=theirs.pk).notified_at is None
+
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_a_contact_locked_by_a_handler_is_waited_for_not_skipped(mailoutbox):
+    """Another transaction holds the contact's row (a handler updating it) when the notice task
+    claims it: the task waits for it and sends, rather than skipping it and leaving it untold."""
+    import threading
+
+    from django.db import connections
+
+    from conftest import make_user
+    from contacts.tasks import notify_new_contacts
+    from tests.test_reliability import owner_connection
+    from tests.test_row_queue import make_tenant
+
+    tenant = make_tenant("locked")
+    owner = make_user("locked_owner")
+    with tenant_context(tenant):
+        Membership.objects.create(tenant=tenant, user=owner, role=Membership.Role.OWNER)
+        contact = Contact.objects.create(email="held@example.com", source="stripe")
+    holder = owner_connection(autocommit=False)
+    try:
+        holder.execute("UPDATE contacts_contact SET phone = '+15550100' WHERE id = %s", [contact.pk])
+        released = threading.Event()
+
+        def release_soon():
+            released.wait(0.5)  # not a timing assertion: the task must wait however long this takes
+            holder.commit()
+
+        threading.Thread(target=release_soon, daemon=True).start()
+        assert notify_new_contacts(str(tenant.pk), [contact.pk]) == 1
+        (message,) = mailoutbox
+        assert message.to == ["locked_owner@example.com"]
+    finally:
+        holder.close()
+        connections["owner"].close()

@@ -105,7 +105,11 @@ def test_the_managers_shared_queryset_carries_neither_results_nor_a_scope(world)
         globex = list(Contact.objects.all())
         assert {c.tenant_id for c in globex} == {world.globex.pk}
         assert Contact.objects.db_manager("default").all().db == "default"
-    assert Contact.objects._walled_queryset[1]._result_cache is None
+    # Combining querysets updates the left one's known related objects in place: never the shared query's.
+    with tenant_context(world.acme):
+        combined = Contact.objects.filter(email=SHARED_EMAIL) | world.acme.contacts.all()
+        assert combined.count() == len(acme)
+        assert Contact.objects.all()._known_related_objects == {}
     with operator_context("test: across tenants"):
         assert Contact.objects.count() == len(acme) + len(globex)
     with pytest.raises(TenantNotSet):

@@ -33,7 +33,6 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from contacts.signals import announced_together
 from engarde.queue import enqueue
 from tenants.context import operator_context, tenant_context
 from webhooks.models import WebhookLog
@@ -167,10 +166,7 @@ def drain_once() -> tuple[int, bool]:
                 full.append(tenant_id)
         active = full
     more = more or bool(active)
-    # What the batch creates is announced together when it is done: one notice task and one
-    # e-mail per admin for the tenant's new contacts, not one per contact (contacts.signals).
-    with announced_together():
-        _process_claimed(claimed, now)
+    _process_claimed(claimed, now)
     return len(claimed), more
 
 

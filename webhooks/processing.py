@@ -31,6 +31,7 @@ from engarde.errors import Explained, sentence_for
 
 from contacts.provenance import delivery_scope, links_written_together
 from contacts.services import optimistic_writes
+from contacts.signals import announced_together
 import engarde.metrics as metrics
 from contacts.values import InvalidValue
 from tenants.context import tenant_context
@@ -143,7 +144,9 @@ def process_batch(tenant_id: str, ids: list[int], claimed_at) -> list[int]:
     try:
         # No savepoints and the contacts' delivery links in one INSERT: any conflict rolls the
         # whole batch back to the one-by-one way below, which has both (contacts.services).
-        with tenant_context(tenant_id), optimistic_writes(), links_written_together():
+        # What the batch creates is announced together right after it commits: one notice task
+        # and one e-mail per admin for the tenant's new contacts, not one per contact.
+        with announced_together(), tenant_context(tenant_id), optimistic_writes(), links_written_together():
             held = set(WebhookLog.objects.select_for_update().filter(
                 pk__in=[row.pk for row, _, _ in work], status=WebhookLog.Status.PROCESSING, updated_at=claimed_at,
             ).order_by("pk").values_list("pk", flat=True))

@@ -309,7 +309,7 @@ class Provider:
 
     def contacts_created(self, tenant_id: str, contact_ids: list[int]) -> None:
         """Contacts of this tenant were just created (their transaction has committed): one call for
-        a whole drain batch or sync run (``contacts.signals.announced_together``). Queue work here,
+        a whole drain batch or sync page (``contacts.signals.announced_together``). Queue work here,
         do not do it: this runs in the request or task that made the contacts. Default: nothing."""
 
     # --- pull syncs (integrations/sync.py) ---------------------------------------------------

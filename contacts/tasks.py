@@ -72,10 +72,11 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int]) -> int:
                 if m.user.email
             }
         )
+        sources = sorted(set(Contact.objects.filter(pk__in=claimed).values_list("source", flat=True)))
         tenant_name = Tenant.objects.values_list("name", flat=True).get(pk=tenant_id)
     if not recipients:
         return 0
-    subject, body = _notice(tenant_name, contacts, len(claimed))
+    subject, body = _notice(tenant_name, contacts, len(claimed), sources)
     messages = [EmailMessage(subject, body, None, [address]) for address in recipients]
     sent = mailers.default.send_messages(messages) or 0
     log.info("%d new contact(s) of tenant %s: %d notification(s) sent", len(claimed), tenant_id, sent)
@@ -89,7 +90,7 @@ def notify_new_contact(tenant_id: str, contact_id: int) -> int:
     return notify_new_contacts(tenant_id, [contact_id])
 
 
-def _notice(tenant_name: str, contacts: list[Contact], total: int) -> tuple[str, str]:
+def _notice(tenant_name: str, contacts: list[Contact], total: int, sources: list[str]) -> tuple[str, str]:
     """Subject and plain-text body: the contact's details for one, a list for several."""
     if total == 1:
         (contact,) = contacts
@@ -100,8 +101,7 @@ def _notice(tenant_name: str, contacts: list[Contact], total: int) -> tuple[str,
             f"Name: {contact.full_name or '-'}\nE-mail: {contact.email or '-'}\nPhone: {contact.phone or '-'}\n"
         )
         return subject, body
-    sources = sorted({contact.source for contact in contacts})
-    origin = sources[0] if len(sources) == 1 and total == len(contacts) else "your platforms"
+    origin = sources[0] if len(sources) == 1 else "your platforms"
     subject = _one_line(f"[{tenant_name}] {total:,} new contacts from {origin}")
     lines = [f"{total:,} new contacts arrived.", ""]
     for contact in contacts:

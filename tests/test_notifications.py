@@ -169,13 +169,13 @@ def test_several_contacts_are_one_digest_per_recipient(world, mailoutbox, monkey
     from contacts import tasks
 
     with tenant_context(world.acme):
-        made = [Contact.objects.create(email=f"fan{i}@example.com", first_name=f"Fan{i}", source="zoom")
-                for i in range(3)]
+        made = [Contact.objects.create(email=f"fan{i}@example.com", first_name=f"Fan{i}", source=source)
+                for i, source in enumerate(("zoom", "zoom", "eventbrite"))]
     monkeypatch.setattr(tasks, "DIGEST_LISTED", 2)
     assert tasks.notify_new_contacts(str(world.acme.pk), [c.pk for c in made]) == 1
     (message,) = mailoutbox
     assert message.to == ["alice@example.com"]
-    assert message.subject == "[Acme] 3 new contacts from your platforms"  # one source is not listed
+    assert message.subject == "[Acme] 3 new contacts from your platforms"  # zoom and eventbrite
     assert "- Fan0 (fan0@example.com) from zoom" in message.body
     assert "fan2@example.com" not in message.body and "… and 1 more" in message.body
     # Every one of them is claimed, the unlisted one too: nobody is told twice.

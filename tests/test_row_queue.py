@@ -88,21 +88,46 @@ def rows_mode(redis_db):
 
 
 def test_a_burst_sends_a_few_wake_ups_and_every_row_is_processed_once(rows_mode, tmp_path):
+    """...and its 300 new contacts reach the tenant's owner as a few digests from the real worker
+    (its console mail backend writes them to its log), each contact told once."""
+    import re
+
+    from conftest import make_user
+    from tenants.models import Membership
+
     tenant = make_tenant("burst")
+    owner = make_user(f"burst_owner_{tenant.slug[-6:]}")
+    with tenant_context(tenant):
+        Membership.objects.create(tenant=tenant, user=owner, role=Membership.Role.OWNER)
     deliver(tenant, "burst", 300)
     messages = rows_mode.llen("webhooks")
     print(f"\n300 deliveries published {messages} drain message(s)")
     assert 1 <= messages <= 20
     assert statuses(tenant) == {"received": 300}
     worker, log = start_worker(tmp_path, "burst")
+    subject = re.compile(r"^Subject: \[burst\] (?:(\d+) new contacts from stripe|New contact from stripe: .*)$",
+                         flags=re.MULTILINE)
+
+    def told() -> int:
+        return sum(int(n) if n else 1 for n in subject.findall(log.read_text()))
+
     try:
         wait_for("every row processed", lambda: all_processed(tenant, 300), timeout=120, proc=worker, log=log)
+        wait_for("every new contact told", lambda: told() >= 300, timeout=60, proc=worker, log=log)
     finally:
         stop(worker)
     with tenant_context(tenant):
         assert Payment.objects.count() == 300
         assert set(WebhookLog.objects.values_list("attempts", flat=True)) == {1}
-    assert "Task webhooks.process_webhook[" not in log.read_text()  # no message per row
+    text = log.read_text()
+    assert "Task webhooks.process_webhook[" not in text  # no message per row
+    # The notices: one task per batch, not per contact; every contact in exactly one e-mail.
+    notices = len(re.findall(r"Task contacts\.notify_new_contacts\[[-0-9a-f]+\] succeeded", text))
+    subjects = subject.findall(text)
+    print(f"300 new contacts: {notices} notice task(s), {len(subjects)} e-mail(s)")
+    assert told() == 300
+    assert 1 <= len(subjects) == notices <= 30
+    assert "Task contacts.notify_new_contact[" not in text
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(rows_mode, tmp_path):

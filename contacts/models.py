@@ -12,7 +12,9 @@ from tenants.models import Tenant, TenantOwned
 
 
 class Contact(TenantOwned):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts")
+    # No index of its own: every query is by tenant (RLS adds it), and each of this table's
+    # composite indexes starts with tenant_id, so a lone tenant_id index was one more write per row.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts", db_index=False)
     email = models.EmailField(blank=True, default="", help_text="Stored lowercased.")
     first_name = models.CharField(max_length=150, blank=True, default="")
     last_name = models.CharField(max_length=150, blank=True, default="")
@@ -86,7 +88,9 @@ class Payment(TenantOwned):
         WON = "won"
         LOST = "lost"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="payments")
+    # No index of its own: every query is by tenant (RLS adds it), and each of this table's
+    # composite indexes starts with tenant_id, so a lone tenant_id index was one more write per row.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="payments", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="payments")
     # Major units (12.50 EUR, 1000 JPY). Three places hold every ISO 4217 currency (KWD has 3).
     amount = models.DecimalField(max_digits=15, decimal_places=3)
@@ -142,7 +146,9 @@ class PendingSignup(TenantOwned):
         CANCELLED = "cancelled"
         DENIED = "denied"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="pending_signups")
+    # No index of its own: every query is by tenant (RLS adds it), and each of this table's
+    # composite indexes starts with tenant_id, so a lone tenant_id index was one more write per row.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="pending_signups", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="pending_signups")
     source = models.CharField(max_length=32)
     external_id = models.CharField(
@@ -178,7 +184,9 @@ class ContactDelivery(TenantOwned):
     ``webhook_log_id`` is a plain number, not a foreign key: ``contacts`` sits below ``webhooks``
     and never imports it, and a delivery pruned by retention leaves the contact as it is."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: every query is by tenant (RLS adds it), and each of this table's
+    # composite indexes starts with tenant_id, so a lone tenant_id index was one more write per row.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="deliveries")
     webhook_log_id = models.PositiveBigIntegerField()
     source = models.CharField(max_length=32)

@@ -40,3 +40,18 @@ def test_the_status_index_is_partial_on_the_states_looked_up():
     from webhooks.processing import PROCESSABLE
 
     assert set(PROCESSABLE) == {"received", "failed"}
+
+
+@requires_postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("table", ["contacts_contact", "contacts_payment", "contacts_contactdelivery",
+                                   "contacts_pendingsignup"])
+def test_the_contacts_tables_keep_no_lone_tenant_index_beside_a_composite_one(table):
+    """A handler's writes touch these on every event: a lone ``tenant_id`` index there was one more
+    index to write per row, and a composite index starting with ``tenant_id`` serves every by-tenant
+    query (contacts migration 0006)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
+        columns = {name: definition.split(" USING btree ", 1)[1] for name, definition in cursor.fetchall()}
+    assert "(tenant_id)" not in columns.values(), columns
+    assert any(cols.startswith("(tenant_id, ") and " WHERE " not in cols for cols in columns.values()), columns

@@ -164,6 +164,50 @@ def test_a_unique_key_conflict_in_a_batch_is_redone_one_by_one_and_handled_as_be
         assert ContactDelivery.objects.count() == links_before + 5  # one per delivery, none doubled by the redo
 
 
+def test_a_batch_looks_its_e_mail_addresses_up_once_and_still_finds_a_known_contact(stripe, client):
+    from contacts.models import Contact
+
+    with tenant_context(stripe.acme):
+        known = Contact.objects.create(email="mail3@example.com", first_name="Known", source="manual")
+    store(client, stripe.acme, "mail", 6)
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_once() == (6, False)
+    sql = [q["sql"] for q in queries.captured_queries if 'FROM "contacts_contact"' in q["sql"] and q["sql"].startswith("SELECT")]
+    by_email = [q for q in sql if '"contacts_contact"."email" = ' in q]
+    together = [q for q in sql if '"contacts_contact"."email" IN (' in q]
+    # Looked up one by one: only the address a contact has; the five new ones not at all.
+    assert len(by_email) == 1 and "'mail3@example.com'" in by_email[0] and len(together) == 1, sql
+    with tenant_context(stripe.acme):
+        assert Contact.objects.filter(email__startswith="mail").count() == 6
+        assert Payment.objects.get(external_id="pi_mail_3").contact_id == known.pk
+
+
+def test_a_stale_absent_e_mail_ends_in_the_unique_key_and_a_redo_not_a_second_contact(stripe, client, monkeypatch,
+                                                                                     caplog):
+    """Something in the batch makes a contact without telling the batch's lookup (here a handler
+    that creates it directly): acting on "absent", the upsert's INSERT meets the unique key, the
+    batch rolls back, and the one-by-one redo finds the contact."""
+    from contacts.models import Contact
+
+    real = HANDLERS["payment_intent.succeeded"]
+
+    def sneaky(event):
+        if event.data.data.object.id == "pi_stale_1":
+            Contact.objects.get_or_create(email="stale1@example.com", defaults={"source": "manual"})
+        real(event)
+
+    monkeypatch.setitem(HANDLERS, "payment_intent.succeeded", sneaky)
+    store(client, stripe.acme, "stale", 3)
+    with caplog.at_level("INFO", logger="webhooks.processing"):
+        assert drain_once()[0] == 3
+    assert "rolled back (IntegrityError)" in caplog.text
+    assert set(states(stripe.acme).values()) == {("processed", 1)}
+    with tenant_context(stripe.acme):
+        (contact,) = Contact.objects.filter(email="stale1@example.com")
+        assert Payment.objects.get(external_id="pi_stale_1").contact_id == contact.pk
+        assert Contact.objects.filter(email__startswith="stale").count() == 3
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 def test_a_batchs_new_contacts_are_one_notice_per_admin_not_one_per_contact(mailoutbox):
     """Committed for real: five deliveries stored in one transaction wake one drain, whose batch
@@ -196,3 +240,13 @@ def test_a_batchs_new_contacts_are_one_notice_per_admin_not_one_per_contact(mail
             assert Contact.objects.filter(notified_at__isnull=True).count() == 0
     finally:
         connections["owner"].close()
+
+
+def test_the_candidate_addresses_of_a_payload_are_normalised_and_bounded():
+    from contacts.services import emails_in
+
+    payload = {"a": " Ada@Example.COM ", "b": ["x", {"c": "not-an-address@", "d": "bob@example.com"}], "n": 5,
+               "e": None}
+    assert emails_in(payload) == {"ada@example.com", "bob@example.com"}
+    flood = {"list": [f"user{i}@example.com" for i in range(100_000)]}
+    assert 0 < len(emails_in(flood)) <= 20

@@ -68,6 +68,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # A NUL in the URL or a header is a 400 here, before anything looks it up (a DataError later).
     "engarde.middleware.RefuseUnstorableText",
+    # A webhook delivery to a connection this process has seen is answered here (the fast path),
+    # past the probes, the HTTPS redirect and the NUL refusal, before the rest (webhooks.views).
+    "webhooks.views.FastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

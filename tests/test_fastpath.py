@@ -448,3 +448,34 @@ def test_a_cached_delivery_costs_one_round_trip(queue, client):
     finally:
         broker.flushdb()
         broker.close()
+
+
+# --- the middleware that answers it (webhooks.views.FastPathMiddleware) -------------------------
+
+
+def test_a_cached_delivery_is_answered_before_the_rest_of_the_middleware_with_the_views_headers(poster, stripe):
+    acme = stripe.acme
+    poster.warm(acme)
+    with override_settings(WEBHOOK_FAST_PATH=False):
+        slow = poster.post(acme, event("evt_headers_view"))
+    fast = poster.post(acme, event("evt_headers_fast"))
+    assert slow.status_code == fast.status_code == 200 and poster.served_fast
+    # Answered by the middleware: the tenant middleware, the resolver and the view never ran.
+    assert hasattr(slow.wsgi_request, "tenant") and not hasattr(fast.wsgi_request, "tenant")
+    assert sorted(fast.headers) == sorted(slow.headers)
+    for name in ("Content-Type", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy",
+                 "Cross-Origin-Opener-Policy"):
+        assert fast.headers.get(name) == slow.headers.get(name), name
+    assert fast.headers["Content-Length"] == str(len(fast.content))
+
+
+def test_the_middleware_still_checks_the_host_and_refuses_a_nul(poster, stripe):
+    acme = stripe.acme
+    poster.warm(acme)
+    with override_settings(ALLOWED_HOSTS=["testserver"]):
+        response = poster.post(acme, event("evt_bad_host"), HTTP_HOST="attacker.example")
+    assert response.status_code == 400
+    response = poster.post(acme, event("evt_nul_header"), HTTP_X_EXTRA="a\x00b")
+    assert response.status_code == 400 and response.json()["status"] == "bad_request"
+    assert rows(acme, event_id="evt_bad_host") == [] and rows(acme, event_id="evt_nul_header") == []
+    assert poster.post(acme, event("evt_after")).status_code == 200 and poster.served_fast

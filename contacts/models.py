@@ -134,6 +134,9 @@ class Payment(TenantOwned):
     def save(self, *args, **kwargs):
         self.currency = (self.currency or "").upper()
         super().save(*args, **kwargs)
+        from contacts.services import payment_saved  # services imports this module
+
+        payment_saved(self)
 
 
 class PendingSignup(TenantOwned):

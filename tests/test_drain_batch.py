@@ -208,6 +208,46 @@ def test_a_stale_absent_e_mail_ends_in_the_unique_key_and_a_redo_not_a_second_co
         assert Contact.objects.filter(email__startswith="stale").count() == 3
 
 
+def test_a_batch_looks_its_payments_up_once(stripe, client):
+    store(client, stripe.acme, "pay", 6)
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_once() == (6, False)
+    lookups = [q["sql"] for q in queries.captured_queries
+               if q["sql"].startswith("SELECT") and 'FROM "contacts_payment"' in q["sql"]]
+    assert len(lookups) == 1 and '"contacts_payment"."payment_event_id" IN (' in lookups[0], lookups
+    with tenant_context(stripe.acme):
+        assert Payment.objects.filter(external_id__startswith="pi_pay_").count() == 6
+
+
+def test_two_events_of_one_payment_in_one_batch_are_one_payment_and_a_known_one_is_found(stripe, client, caplog):
+    """The checkout and its PaymentIntent in one batch: the second finds the payment the first made
+    in the batch (``Payment.save`` tells the batch's lookup). A payment made earlier under another
+    key (an invoice's) that names the PaymentIntent as its ``external_id`` is found too."""
+    import json
+
+    from webhooks.testing import fixture_bytes
+
+    checkout = fixture_bytes("stripe", "checkout_session_completed")
+    intent = json.loads(fixture_bytes("stripe", "payment_intent_succeeded"))
+    intent["id"] = "evt_batch_same_intent"
+    intent["data"]["object"].update(id="pi_3QxCheckout00000001", amount=4900, amount_received=4900, currency="eur")
+    other = json.loads(stripe_event("evt_batch_known", "pi_batch_known", "known.payer@example.com"))
+    with tenant_context(stripe.acme):
+        known = Payment.objects.create(payment_event_id="in_batch_known", external_id="pi_batch_known",
+                                       source="stripe", amount=49, currency="EUR", status="pending")
+    for body in (checkout, json.dumps(intent).encode(), json.dumps(other).encode()):
+        assert post_stripe(client, stripe.acme, body).json()["status"] == "received"
+    with caplog.at_level("INFO", logger="webhooks.processing"):
+        assert drain_once()[0] == 3
+    assert "rolled back" not in caplog.text  # done in the batch, not by the one-by-one redo
+    assert set(states(stripe.acme).values()) == {("processed", 1)}
+    with tenant_context(stripe.acme):
+        (payment,) = Payment.objects.filter(external_id="pi_3QxCheckout00000001")
+        assert payment.status == "succeeded"
+        (again,) = Payment.objects.filter(external_id="pi_batch_known")
+        assert again.pk == known.pk and again.status == "succeeded"
+
+
 @pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 def test_a_batchs_new_contacts_are_one_notice_per_admin_not_one_per_contact(mailoutbox):
     """Committed for real: five deliveries stored in one transaction wake one drain, whose batch

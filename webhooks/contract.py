@@ -9,6 +9,7 @@ registers its providers and its connections in ``webhooks.sources`` at start-up.
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
@@ -107,6 +108,10 @@ class Source(Protocol):
     def event_id(self, payload: Any, request: WebhookRequest) -> str: ...
     def handler_for(self, event_type: str) -> Handler | None: ...
     def validate(self, event_type: str, payload: Any) -> Any: ...
+    def batch_scope(self, events: list[Event]) -> AbstractContextManager[None]:
+        """Entered around the handlers of a drain batch's ``events`` of this source, inside their
+        write transaction (``processing.process_batch``): where a provider looks up together what
+        its handlers would look up one by one. Nothing by default."""
 
 
 class Connections(Protocol):

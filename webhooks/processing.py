@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import traceback
+from contextlib import ExitStack
 
 from django.conf import settings
 from django.db import DataError
@@ -153,7 +154,13 @@ def process_batch(tenant_id: str, ids: list[int], claimed_at) -> list[int]:
             work = [item for item in work if item[0].pk in held]
             # One query for which of the batch's e-mail addresses are known contacts, instead of
             # a lookup per new contact (contacts.services.emails_looked_up_together).
-            with emails_looked_up_together(set().union(*(emails_in(event.payload) for _, _, event in work))):
+            with ExitStack() as scopes:
+                scopes.enter_context(emails_looked_up_together(
+                    set().union(*(emails_in(event.payload) for _, _, event in work))))
+                for source in sorted({row.source for row, _, _ in work}):
+                    # What the source's handlers would look up one by one (Stripe: its payments).
+                    scopes.enter_context(found[source].batch_scope(
+                        [event for row, _, event in work if row.source == source]))
                 for row, handler, event in work:
                     row.attempts += 1
                     with delivery_scope(row.pk, row.source):

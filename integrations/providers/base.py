@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -284,6 +285,11 @@ class Provider:
         type: it passes verification and parsing, is stored as ``ignored`` and creates nothing.
         Default: the type under ``type`` and ``event`` (what most platforms use), the id under ``id``."""
         return {"id": event_id, "type": TEST_EVENT_TYPE, "event": TEST_EVENT_TYPE}
+
+    def batch_scope(self, events: list) -> AbstractContextManager[None]:
+        """Around a drain batch's handlers of this provider (``webhooks.contract.Source``): nothing
+        by default; Stripe looks its payments up together."""
+        return nullcontext()
 
     def validate(self, event_type: str, payload: Any) -> Any:
         """The payload as the event type's schema model (``None`` without a schema), or

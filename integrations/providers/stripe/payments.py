@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from contacts.models import Payment
-from contacts.services import record_payment
+from contacts.services import payment_keys_absent, record_payment
 from contacts.values import clean_json, fit
 
 #: How far along a payment is; an event never moves it back.
@@ -55,10 +55,41 @@ class Keys:
         return [key for key in (self.payment_intent, self.invoice, self.charge) if key]
 
 
+#: The id prefixes of the objects a payment is keyed on (PaymentIntent, charge, invoice, payment).
+KEY_PREFIXES = ("pi_", "ch_", "in_", "py_")
+
+
+def keys_in(payload, limit: int = 2000) -> set[str]:
+    """Every string of a payload shaped like the id of a PaymentIntent, charge, invoice or payment:
+    what a batch's handlers may look payments up by (more than they use is harmless)."""
+    found: set[str] = set()
+    stack, seen = [payload], 0
+    while stack and seen < limit:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            seen += 1
+            if value.startswith(KEY_PREFIXES) and len(value) <= 255:
+                found.add(value)
+    return found
+
+
+def looked_up_together(events):
+    """``StripeProvider.batch_scope``: the payments of a drain batch's events in one query."""
+    from contacts.services import payment_keys_looked_up_together
+
+    return payment_keys_looked_up_together("stripe", set().union(*(keys_in(event.payload) for event in events)))
+
+
 def find(keys: Keys) -> list[Payment]:
     """The tenant's Stripe payments that any of these ids names (more than one: not merged yet)."""
     from django.db.models import Q
 
+    if payment_keys_absent("stripe", keys.all):
+        return []  # a drain batch looked these ids up together: none is a payment (contacts.services)
     query = Q(payment_event_id__in=keys.all) | Q(external_id__in=keys.all)
     if keys.invoice:
         query |= Q(invoice_id=keys.invoice)

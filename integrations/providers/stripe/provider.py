@@ -48,6 +48,12 @@ class StripeProvider(Provider):
     signature_headers = ("Stripe-Signature",)
     event_docs = EVENT_DOCS
 
+    def batch_scope(self, events):
+        """A drain batch's payments looked up in one query (``payments.looked_up_together``)."""
+        from integrations.providers.stripe.payments import looked_up_together
+
+        return looked_up_together(events)
+
     def verify(self, request, integration):
         header = request.headers.get(self.signature_headers[0], "")
         if not header:

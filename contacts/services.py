@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterator
 
@@ -35,6 +36,7 @@ from contacts.money import parse_amount, parse_currency
 from contacts.provenance import link_current_delivery
 from contacts.signals import announce_contact_created
 from contacts.values import InvalidValue, clean_email, clean_id, clean_json, fit
+from tenants.context import current_tenant_id
 
 log = logging.getLogger(__name__)
 
@@ -124,55 +126,106 @@ def _now_present(contact: Contact) -> None:
         absent.discard(contact.email)
 
 
-#: (source, candidates, present): the payment keys of a drain batch, looked up together.
-_payment_keys: contextvars.ContextVar[tuple[str, set[str], set[str]] | None] = contextvars.ContextVar(
+@dataclass
+class _PaymentKeys:
+    """The ids of one source's payments that this transaction holds (``hold_payment_keys``) and,
+    in a drain batch, which of the looked-up ones a payment has (``present``; ``None`` outside
+    ``optimistic_writes``, where no lookup is skipped)."""
+
+    source: str
+    held: set[str]
+    present: set[str] | None
+
+
+_payment_keys: contextvars.ContextVar[_PaymentKeys | None] = contextvars.ContextVar(
     "engarde_payment_keys", default=None
 )
 
 
+def hold_payment_keys(source: str, keys) -> None:
+    """Serialise the writers of one money movement: a transaction-level advisory lock on each of
+    ``keys`` (ids a payment of ``source`` is found by: Stripe's PaymentIntent, invoice, charge),
+    for the active tenant, taken in one statement in a fixed order and released at commit or
+    rollback. Every writer of a provider's payments takes the locks of the ids it finds by
+    *before* it looks (``Provider.batch_scope``, and the provider's own lookup for an id not held
+    yet), so two events of one movement processed at the same moment, in a batch or one by one,
+    run one after the other and the second sees the first's payment. Without it, under READ
+    COMMITTED, an invoice event and its PaymentIntent's event each find nothing and insert a row
+    keyed on a different id, and no unique key refuses the second.
+
+    Transaction-level locks work through pgbouncer in transaction mode. A hash collision between
+    two ids only makes two unrelated writers wait for each other. A lock taken out of order (an id
+    a handler finds that its scope did not hold) can deadlock against another writer: PostgreSQL
+    ends one of them after ``deadlock_timeout``, and that one is retried (a batch goes one by one,
+    a task retries with backoff). Only on PostgreSQL: SQLite, the embedded default, lets one
+    writer in at a time anyway."""
+    state = _payment_keys.get()
+    held = state.held if state is not None and state.source == source else set()
+    wanted = sorted({key for key in keys if key} - held)
+    if not wanted:
+        return
+    held.update(wanted)
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("payment keys are held for a transaction: run inside transaction.atomic()")
+    names = [f"engarde.payment:{current_tenant_id()}:{source}:{key}" for key in wanted]
+    with connection.cursor() as cursor:
+        # pg_advisory_xact_lock is volatile: evaluated after the ORDER BY, so in the hashes' order.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(name, 0) AS h"
+            " FROM unnest(%s::text[]) AS name) AS wanted ORDER BY h",
+            [names],
+        )
+
+
 @contextmanager
 def payment_keys_looked_up_together(source: str, candidates: set[str]) -> Iterator[None]:
-    """One query for which of ``candidates`` (ids from a batch's payloads) are a
-    ``payment_event_id``, ``external_id`` or ``invoice_id`` of the tenant's payments of ``source``;
-    inside the block ``payment_keys_absent`` tells a provider's payment lookup it need not run
-    (one SELECT fewer per new payment). Only inside ``optimistic_writes``.
+    """Around the handlers of one event or of a drain batch's events of ``source``, inside their
+    write transaction: ``candidates`` (every id of their payloads a payment may be found by) are
+    held (``hold_payment_keys``), then, in a batch (``optimistic_writes``), looked up in one query;
+    inside the block ``payment_keys_absent`` tells the provider's payment lookup it need not run
+    (one SELECT fewer per new payment).
 
-    Why an "absent" stays true: every payment written in the batch passes ``Payment.save``, which
-    adds its ids to the present ones (``payment_saved``), so a later event of the batch for the
-    same money movement looks it up; and a payment another transaction makes meanwhile for the
-    same movement carries the same ``payment_event_id`` (the provider's best key, the
-    PaymentIntent for Stripe), whose unique key refuses the batch's insert: the batch rolls back
-    and is done one by one, each lookup made."""
-    if not candidates or not _optimistic.get() or _payment_keys.get() is not None:
+    Why an "absent" stays true until the batch commits: the ids are held before they are looked
+    up, so a concurrent writer of a payment with any of them waits for this transaction and then
+    sees what it wrote; and every payment written in the batch passes ``Payment.save``, which adds
+    its ids to the present ones (``payment_saved``), so a later event of the batch for the same
+    movement looks it up."""
+    if _payment_keys.get() is not None:
         yield
         return
-    ordered = sorted(candidates)
-    rows = Payment.objects.filter(source=source).filter(
-        Q(payment_event_id__in=ordered) | Q(external_id__in=ordered) | Q(invoice_id__in=ordered)
-    ).values_list("payment_event_id", "external_id", "invoice_id")
-    present = {value for row in rows for value in row if value} & candidates
-    token = _payment_keys.set((source, set(candidates), present))
+    token = _payment_keys.set(_PaymentKeys(source, set(), None))
     try:
+        hold_payment_keys(source, candidates)
+        if candidates and _optimistic.get():
+            ordered = sorted(candidates)
+            rows = Payment.objects.filter(source=source).filter(
+                Q(payment_event_id__in=ordered) | Q(external_id__in=ordered) | Q(invoice_id__in=ordered)
+            ).values_list("payment_event_id", "external_id", "invoice_id")
+            _payment_keys.get().present = {value for row in rows for value in row if value} & candidates
         yield
     finally:
         _payment_keys.reset(token)
 
 
 def payment_keys_absent(source: str, keys: list[str]) -> bool:
-    """True when, inside ``payment_keys_looked_up_together`` for ``source``, every one of ``keys``
-    was looked up and no payment has any of them."""
+    """True when, inside ``payment_keys_looked_up_together`` for ``source`` in a batch, every one
+    of ``keys`` was held and looked up and no payment has any of them."""
     state = _payment_keys.get()
-    if state is None or not _optimistic.get() or state[0] != source or not keys:
+    if state is None or state.present is None or not _optimistic.get() or state.source != source or not keys:
         return False
-    _, candidates, present = state
-    return all(key in candidates and key not in present for key in keys)
+    return all(key in state.held and key not in state.present for key in keys)
 
 
 def payment_saved(payment: Payment) -> None:
     """``Payment.save``: its ids are present from now on, for the rest of the batch."""
     state = _payment_keys.get()
-    if state is not None and state[0] == payment.source:
-        state[2].update(value for value in (payment.payment_event_id, payment.external_id, payment.invoice_id) if value)
+    if state is not None and state.present is not None and state.source == payment.source:
+        state.present.update(
+            value for value in (payment.payment_event_id, payment.external_id, payment.invoice_id) if value
+        )
 
 
 def from_minor_units(amount: int | str, currency: str) -> Decimal:

@@ -109,9 +109,10 @@ class Source(Protocol):
     def handler_for(self, event_type: str) -> Handler | None: ...
     def validate(self, event_type: str, payload: Any) -> Any: ...
     def batch_scope(self, events: list[Event]) -> AbstractContextManager[None]:
-        """Entered around the handlers of a drain batch's ``events`` of this source, inside their
-        write transaction (``processing.process_batch``): where a provider looks up together what
-        its handlers would look up one by one. Nothing by default."""
+        """Entered around the handlers of ``events`` of this source inside their write transaction:
+        a drain batch's (``processing.process_batch``) or one event's (``processing.process``).
+        Where a provider takes the locks its writes need and, in a batch, looks up together what
+        its handlers would look up one by one (Stripe: its payments). Nothing by default."""
 
 
 class Connections(Protocol):

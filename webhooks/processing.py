@@ -58,7 +58,7 @@ def process(log_id: int, tenant_id: str, states=PROCESSABLE) -> str:
     fetcher = provider.fetchers.get(event.log.event_type)
     if fetcher is not None:
         event.fetched = fetcher(event)  # outside any transaction: see the module's docstring
-    return _claim_and_write(log_id, tenant_id, handler, event, states)
+    return _claim_and_write(log_id, tenant_id, provider, handler, event, states)
 
 
 def _read(log_id: int, tenant_id: str, states=PROCESSABLE) -> tuple[Source, Handler, Event]:
@@ -78,12 +78,15 @@ def _read(log_id: int, tenant_id: str, states=PROCESSABLE) -> tuple[Source, Hand
     return provider, handler, Event(payload=payload, data=data, log=row, integration=integration)
 
 
-def _claim_and_write(log_id: int, tenant_id: str, handler: Handler, event: Event, states=PROCESSABLE) -> str:
+def _claim_and_write(log_id: int, tenant_id: str, provider: Source, handler: Handler, event: Event,
+                     states=PROCESSABLE) -> str:
     with tenant_context(tenant_id):
         row = _processable(WebhookLog.objects.select_for_update().defer("body", "headers").filter(pk=log_id), states)
         row.status, row.attempts = WebhookLog.Status.PROCESSING, row.attempts + 1
         event.log = row
-        with delivery_scope(row.pk, row.source):  # the contact's page lists the deliveries that made it
+        # The contact's page lists the deliveries that made it; the provider's scope serialises
+        # writers of one payment (Stripe: its ids held before they are looked up).
+        with delivery_scope(row.pk, row.source), provider.batch_scope([event]):
             handler(event)
         now = timezone.now()
         row.status, row.error, row.traceback, row.processed_at = WebhookLog.Status.PROCESSED, "", "", now

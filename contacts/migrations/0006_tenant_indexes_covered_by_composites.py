@@ -5,7 +5,14 @@ one was only one more index to write per row (three per Stripe payment a webhook
 Only the indexes go: ``AlterField`` alone would also drop and re-add each foreign key, and adding a
 foreign key validates every row under a lock that blocks writes, for as long as a big table takes.
 On PostgreSQL the indexes are dropped ``CONCURRENTLY`` (not in a transaction, hence ``atomic =
-False``), so writes go on meanwhile; the names are the ones Django gave them in 0001.
+False``), so writes go on meanwhile.
+
+The indexes are found in the catalog by what they are (one column, ``tenant_id``, not unique, not
+partial), not by the name Django gave them in 0001, and one is dropped only where the table has a
+valid, non-partial index that starts with ``tenant_id`` and has more columns; a table without one
+keeps its lone index (SQLite's ``contacts_contact``, where 0004's composite keys are not made).
+Reversed, the index is made again ``CONCURRENTLY``; one left ``INVALID`` by an earlier attempt that
+failed is dropped first, since ``IF NOT EXISTS`` would keep it.
 """
 
 import django.db.models.deletion
@@ -19,15 +26,49 @@ INDEXES = {
 }
 
 
+def tenant_indexes(connection, table) -> list[tuple[str, list[str], bool, bool]]:
+    """(name, columns, unique, usable) of the table's indexes: usable = valid and not partial."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT i.relname, array(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, n)"
+                " JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum ORDER BY k.n),"
+                " x.indisunique, x.indisvalid AND x.indpred IS NULL"
+                " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+                " WHERE x.indrelid = to_regclass(%s)",
+                [table],
+            )
+            return [(name, list(columns), unique, usable) for name, columns, unique, usable in cursor.fetchall()]
+        found = []
+        cursor.execute(f'PRAGMA index_list("{table}")')
+        for _seq, name, unique, _origin, partial in cursor.fetchall():
+            cursor.execute(f'PRAGMA index_info("{name}")')
+            columns = [column for _rank, _cid, column in sorted(cursor.fetchall())]
+            found.append((name, columns, bool(unique), not partial))
+        return found
+
+
 def drop(apps, schema_editor):
-    concurrently = " CONCURRENTLY" if schema_editor.connection.vendor == "postgresql" else ""
-    for index in INDEXES.values():
-        schema_editor.execute(f'DROP INDEX{concurrently} IF EXISTS "{index}"')
+    connection = schema_editor.connection
+    concurrently = " CONCURRENTLY" if connection.vendor == "postgresql" else ""
+    for table in INDEXES:
+        found = tenant_indexes(connection, table)
+        if not any(usable and len(columns) > 1 and columns[0] == "tenant_id" for _, columns, _, usable in found):
+            continue  # nothing else serves a by-tenant query: the lone index stays
+        for name, columns, unique, _ in found:
+            if columns == ["tenant_id"] and not unique:
+                schema_editor.execute(f'DROP INDEX{concurrently} IF EXISTS "{name}"')
 
 
 def create(apps, schema_editor):
-    concurrently = " CONCURRENTLY" if schema_editor.connection.vendor == "postgresql" else ""
+    connection = schema_editor.connection
+    concurrently = " CONCURRENTLY" if connection.vendor == "postgresql" else ""
     for table, index in INDEXES.items():
+        found = tenant_indexes(connection, table)
+        if any(columns == ["tenant_id"] and usable for _, columns, _, usable in found):
+            continue
+        if any(name == index and not usable for name, _, _, usable in found):
+            schema_editor.execute(f'DROP INDEX{concurrently} IF EXISTS "{index}"')  # left INVALID before
         schema_editor.execute(f'CREATE INDEX{concurrently} IF NOT EXISTS "{index}" ON "{table}" ("tenant_id")')
 
 
@@ -41,7 +82,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("contacts", "0005_subscription_dispute_and_platform_decisions"),
-        ("tenants", "0006_tenant_api_tokens"),
     ]
 
     operations = [

@@ -287,8 +287,9 @@ class Provider:
         return {"id": event_id, "type": TEST_EVENT_TYPE, "event": TEST_EVENT_TYPE}
 
     def batch_scope(self, events: list) -> AbstractContextManager[None]:
-        """Around a drain batch's handlers of this provider (``webhooks.contract.Source``): nothing
-        by default; Stripe looks its payments up together."""
+        """Around the handlers of a drain batch's or one event's ``events`` of this provider
+        (``webhooks.contract.Source``): nothing by default; Stripe holds its payments' ids and, in
+        a batch, looks them up together."""
         return nullcontext()
 
     def validate(self, event_type: str, payload: Any) -> Any:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from contacts.models import Payment
-from contacts.services import payment_keys_absent, record_payment
-from contacts.values import clean_json, fit
+from contacts.services import hold_payment_keys, payment_keys_absent, record_payment
+from contacts.values import clean_json, clean_text, fit
 
 #: How far along a payment is; an event never moves it back.
 RANK = {
@@ -72,16 +72,21 @@ def keys_in(payload, limit: int = 2000) -> set[str]:
             stack.extend(value)
         elif isinstance(value, str):
             seen += 1
-            if value.startswith(KEY_PREFIXES) and len(value) <= 255:
+            # An id a query could not carry (NUL, a lone surrogate) is no candidate: the handler's
+            # own lookup meets it and refuses the row, and the rest of the batch is not held up.
+            if value.startswith(KEY_PREFIXES) and len(value) <= 255 and clean_text(value) == value:
                 found.add(value)
     return found
 
 
 def looked_up_together(events):
-    """``StripeProvider.batch_scope``: the payments of a drain batch's events in one query."""
+    """``StripeProvider.batch_scope``: the ids of the events' payments (in their payloads and in what
+    their fetchers got) held for the transaction, and in a drain batch looked up in one query
+    (``contacts.services.payment_keys_looked_up_together``)."""
     from contacts.services import payment_keys_looked_up_together
 
-    return payment_keys_looked_up_together("stripe", set().union(*(keys_in(event.payload) for event in events)))
+    candidates = set().union(*(keys_in(event.payload) | keys_in(event.fetched) for event in events))
+    return payment_keys_looked_up_together("stripe", candidates)
 
 
 def find(keys: Keys) -> list[Payment]:
@@ -90,6 +95,7 @@ def find(keys: Keys) -> list[Payment]:
 
     if payment_keys_absent("stripe", keys.all):
         return []  # a drain batch looked these ids up together: none is a payment (contacts.services)
+    hold_payment_keys("stripe", keys.all)  # before looking: a concurrent writer of them waits, or we do
     query = Q(payment_event_id__in=keys.all) | Q(external_id__in=keys.all)
     if keys.invoice:
         query |= Q(invoice_id=keys.invoice)

@@ -49,7 +49,8 @@ class StripeProvider(Provider):
     event_docs = EVENT_DOCS
 
     def batch_scope(self, events):
-        """A drain batch's payments looked up in one query (``payments.looked_up_together``)."""
+        """The events' payment ids held, and in a drain batch looked up in one query
+        (``payments.looked_up_together``)."""
         from integrations.providers.stripe.payments import looked_up_together
 
         return looked_up_together(events)

@@ -158,26 +158,28 @@ def hold_payment_keys(source: str, keys) -> None:
     a handler finds that its scope did not hold) can deadlock against another writer: PostgreSQL
     ends one of them after ``deadlock_timeout``, and that one is retried (a batch goes one by one,
     a task retries with backoff). Only on PostgreSQL: SQLite, the embedded default, lets one
-    writer in at a time anyway."""
+    writer in at a time anyway (``transaction_mode=IMMEDIATE``).
+
+    The ids serialise the writers that share one; a writer that reaches the same payment through
+    other ids is serialised by the payment's row lock (Stripe's ``payments.find``)."""
     state = _payment_keys.get()
     held = state.held if state is not None and state.source == source else set()
     wanted = sorted({key for key in keys if key} - held)
     if not wanted:
         return
-    held.update(wanted)
     connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        return
-    if not connection.in_atomic_block:
-        raise RuntimeError("payment keys are held for a transaction: run inside transaction.atomic()")
-    names = [f"engarde.payment:{current_tenant_id()}:{source}:{key}" for key in wanted]
-    with connection.cursor() as cursor:
-        # pg_advisory_xact_lock is volatile: evaluated after the ORDER BY, so in the hashes' order.
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(name, 0) AS h"
-            " FROM unnest(%s::text[]) AS name) AS wanted ORDER BY h",
-            [names],
-        )
+    if connection.vendor == "postgresql":
+        if not connection.in_atomic_block:
+            raise RuntimeError("payment keys are held for a transaction: run inside transaction.atomic()")
+        names = [f"engarde.payment:{current_tenant_id()}:{source}:{key}" for key in wanted]
+        with connection.cursor() as cursor:
+            # pg_advisory_xact_lock is volatile: evaluated after the ORDER BY, so in the hashes' order.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(name, 0) AS h"
+                " FROM unnest(%s::text[]) AS name) AS wanted ORDER BY h",
+                [names],
+            )
+    held.update(wanted)  # only once they are: a lock that failed is not counted as held
 
 
 @contextmanager

@@ -39,31 +39,45 @@ pytestmark = requires_postgres
 WAIT_FOR_WAITER = 10.0
 
 
-def _someone_waits_for_an_advisory_lock() -> bool:
+def _someone_waits_for_a_lock(kind: str | None = None) -> bool:
+    """Another backend waits for a lock (``advisory``, or any kind)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND pid <> pg_backend_pid()"
+            " AND wait_event_type = 'Lock' AND (%s::text IS NULL OR wait_event = %s) AND pid <> pg_backend_pid()",
+            [kind, kind],
         )
         return cursor.fetchone()[0] > 0
 
 
-def _hold_the_invoices_payment(tenant, held: threading.Event, seen: list) -> None:
-    """Another worker processing the invoice's event: its payment written, not yet committed."""
+def _hold_until_waited_for(tenant, write, held: threading.Event, seen: list, kind: str | None) -> None:
+    """Another worker: ``write`` done in the tenant's transaction, committed only once another
+    backend waits for one of its locks (or ``WAIT_FOR_WAITER`` has passed)."""
     try:
         with tenant_context(tenant):
-            with payment_keys_looked_up_together("stripe", {"in_race_1"}):
-                record(Keys(invoice="in_race_1"), amount=Decimal("49.00"), currency="EUR", status="pending",
-                       description="the invoice's event")
+            write()
             held.set()
             deadline = time.monotonic() + WAIT_FOR_WAITER
             while time.monotonic() < deadline and not seen:
-                if _someone_waits_for_an_advisory_lock():
+                if _someone_waits_for_a_lock(kind):
                     seen.append(True)
                 time.sleep(0.02)
     finally:
         held.set()
         connection.close()
+
+
+def _the_invoices_payment_in_its_scope():
+    """The invoice's event as processing runs it: its ids held by the provider's scope."""
+    with payment_keys_looked_up_together("stripe", {"in_race_1"}):
+        record(Keys(invoice="in_race_1"), amount=Decimal("49.00"), currency="EUR", status="pending",
+               description="the invoice's event")
+
+
+def _the_invoices_payment_by_find_alone():
+    """A writer outside any scope: the payment lookup holds the ids itself."""
+    record(Keys(invoice="in_race_1"), amount=Decimal("49.00"), currency="EUR", status="pending",
+           description="the invoice's event")
 
 
 def _the_intents_event(tenant) -> int:
@@ -75,13 +89,16 @@ def _the_intents_event(tenant) -> int:
                                          body=json.dumps(payload).encode()).pk
 
 
+@pytest.mark.parametrize("other", [_the_invoices_payment_in_its_scope, _the_invoices_payment_by_find_alone],
+                         ids=["in its scope", "by find alone"])
 @pytest.mark.parametrize("way", ["drain batch", "one by one"])
 @pytest.mark.django_db(transaction=True, databases=["default", "owner"])
-def test_an_invoice_and_its_payment_intent_processed_at_once_are_one_payment(way):
+def test_an_invoice_and_its_payment_intent_processed_at_once_are_one_payment(way, other):
     tenant = make_tenant("race")
     log_id = _the_intents_event(tenant)
     held, seen = threading.Event(), []
-    holder = threading.Thread(target=_hold_the_invoices_payment, args=(tenant, held, seen), daemon=True)
+    holder = threading.Thread(target=_hold_until_waited_for, args=(tenant, other, held, seen, "advisory"),
+                              daemon=True)
     holder.start()
     try:
         assert held.wait(WAIT_FOR_WAITER)
@@ -97,6 +114,42 @@ def test_an_invoice_and_its_payment_intent_processed_at_once_are_one_payment(way
         assert (payment.external_id, payment.invoice_id, payment.status) == ("pi_race_1", "in_race_1", "succeeded")
         assert WebhookLog.objects.get(pk=log_id).status == "processed"
     assert seen, "the PaymentIntent's event did not wait for the invoice's writer"
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_a_writer_that_reaches_the_payment_by_another_id_waits_and_keeps_the_others_refund():
+    """A refund (known by the PaymentIntent) and a late invoice event (known only by the invoice)
+    write the same payment at once: they hold no id in common, so the row lock decides; the second
+    reads the payment as the first left it and does not write back a stale amount or status."""
+    from integrations.providers.stripe.payments import find
+
+    tenant = make_tenant("lost")
+    with tenant_context(tenant):
+        payment = Payment.objects.create(payment_event_id="pi_lost_1", external_id="pi_lost_1", invoice_id="in_lost_1",
+                                         source="stripe", amount=Decimal("49.00"), currency="EUR", status="succeeded")
+
+    def refund():
+        (found,) = find(Keys(payment_intent="pi_lost_1"))
+        found.amount_refunded, found.status = Decimal("10.00"), Payment.Status.PARTIALLY_REFUNDED
+        found.save()
+
+    held, seen = threading.Event(), []
+    holder = threading.Thread(target=_hold_until_waited_for, args=(tenant, refund, held, seen, None), daemon=True)
+    holder.start()
+    try:
+        assert held.wait(WAIT_FOR_WAITER)
+        with tenant_context(tenant):
+            record(Keys(invoice="in_lost_1"), amount=Decimal("49.00"), currency="EUR", status="succeeded",
+                   description="the invoice's late event")
+    finally:
+        holder.join()
+        connections["owner"].close()
+    with tenant_context(tenant):
+        (again,) = Payment.objects.filter(source="stripe")
+        assert again.pk == payment.pk
+        assert (again.amount_refunded, again.status) == (Decimal("10.00"), "partially_refunded")
+        assert again.description == "the invoice's late event"
+    assert seen
 
 
 def test_an_id_no_query_could_carry_is_no_candidate():

@@ -10,7 +10,9 @@ False``), so writes go on meanwhile.
 The indexes are found in the catalog by what they are (one column, ``tenant_id``, not unique, not
 partial), not by the name Django gave them in 0001, and one is dropped only where the table has a
 valid, non-partial index that starts with ``tenant_id`` and has more columns; a table without one
-keeps its lone index (SQLite's ``contacts_contact``, where 0004's composite keys are not made).
+keeps its lone index (SQLite's ``contacts_contact``, where 0004's composite keys are not made; the
+migration state says ``db_index=False`` there, so a later rebuild of that SQLite table would leave
+it out: the embedded default, not a deployment).
 Reversed, the index is made again ``CONCURRENTLY``; one left ``INVALID`` by an earlier attempt that
 failed is dropped first, since ``IF NOT EXISTS`` would keep it.
 """
@@ -31,8 +33,9 @@ def tenant_indexes(connection, table) -> list[tuple[str, list[str], bool, bool]]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
+                # An expression's column (attnum 0) is NULL here, so it never reads as "tenant_id".
                 "SELECT i.relname, array(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, n)"
-                " JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum ORDER BY k.n),"
+                " LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum ORDER BY k.n),"
                 " x.indisunique, x.indisvalid AND x.indpred IS NULL"
                 " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
                 " WHERE x.indrelid = to_regclass(%s)",
@@ -55,8 +58,8 @@ def drop(apps, schema_editor):
         found = tenant_indexes(connection, table)
         if not any(usable and len(columns) > 1 and columns[0] == "tenant_id" for _, columns, _, usable in found):
             continue  # nothing else serves a by-tenant query: the lone index stays
-        for name, columns, unique, _ in found:
-            if columns == ["tenant_id"] and not unique:
+        for name, columns, unique, usable in found:
+            if columns == ["tenant_id"] and not unique and usable:
                 schema_editor.execute(f'DROP INDEX{concurrently} IF EXISTS "{name}"')
 
 

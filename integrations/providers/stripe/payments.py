@@ -90,7 +90,14 @@ def looked_up_together(events):
 
 
 def find(keys: Keys) -> list[Payment]:
-    """The tenant's Stripe payments that any of these ids names (more than one: not merged yet)."""
+    """The tenant's Stripe payments that any of these ids names (more than one: not merged yet),
+    locked for the rest of the transaction.
+
+    Two locks, for two races. The ids are held first (``hold_payment_keys``): a concurrent writer
+    of the same movement that knows one of these ids waits, so two events never each insert a row.
+    The rows found are then locked (``FOR UPDATE``): a writer that reached the same row through an
+    id this event does not know (an invoice's event by ``in_…``, a refund by ``pi_…``) waits too,
+    and reads the row as the other left it, so neither writes back a stale amount or status."""
     from django.db.models import Q
 
     if payment_keys_absent("stripe", keys.all):
@@ -99,7 +106,7 @@ def find(keys: Keys) -> list[Payment]:
     query = Q(payment_event_id__in=keys.all) | Q(external_id__in=keys.all)
     if keys.invoice:
         query |= Q(invoice_id=keys.invoice)
-    return list(Payment.objects.filter(query, source="stripe").order_by("pk"))
+    return list(Payment.objects.filter(query, source="stripe").order_by("pk").select_for_update())
 
 
 def record(keys: Keys, *, amount: Decimal, currency: str, status: str, contact=None, description: str = "",

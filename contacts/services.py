@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterator
@@ -67,7 +67,10 @@ def _conflict_is_handled() -> bool:
     return not _optimistic.get()
 
 
-_absent_emails: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("engarde_absent_emails", default=None)
+#: Per identifier field, the candidates a drain batch looked up that no contact of the tenant has.
+_absent_contacts: contextvars.ContextVar[dict[str, set[str]] | None] = contextvars.ContextVar(
+    "engarde_absent_contacts", default=None
+)
 
 #: How many strings of one payload are looked at, and how many candidate e-mails are kept from it.
 _SCAN_STRINGS, _SCAN_EMAILS = 2000, 20
@@ -97,33 +100,47 @@ def emails_in(payload: Any) -> set[str]:
 
 
 @contextmanager
-def emails_looked_up_together(candidates: set[str]) -> Iterator[None]:
-    """One query for which of ``candidates`` already belong to a contact of the active tenant; inside
-    the block ``upsert_contact`` skips its by-e-mail lookup for the others (one SELECT fewer per new
-    contact in a drain batch). Only inside ``optimistic_writes``, and safe if the answer goes stale
-    (a contact made meanwhile by another transaction, or by a write here that did not say so): the
-    lookups it skips are all on unique keys, so acting on a stale "absent" ends in the unique key's
-    refusal, which rolls the batch back to the one-by-one way, never in a second contact."""
-    if not candidates or not _optimistic.get() or _absent_emails.get() is not None:
+def contacts_looked_up_together(field: str, candidates: set[str]) -> Iterator[None]:
+    """One query for which of ``candidates`` already are the ``field`` (one of ``IDENTIFIERS``, each
+    unique in the tenant) of a contact of the active tenant; inside the block ``upsert_contact``
+    skips its lookup by that field for the others (one SELECT fewer per new contact in a drain
+    batch). Only inside ``optimistic_writes``, and safe if the answer goes stale (a contact made
+    meanwhile by another transaction, or by a write here that did not say so): the lookups it skips
+    are all on unique keys, so acting on a stale "absent" ends in the unique key's refusal, which
+    rolls the batch back to the one-by-one way, never in a second contact. Scopes for different
+    fields nest; a second scope for a field already looked up does nothing."""
+    if field not in IDENTIFIERS:
+        raise ValueError(f"{field!r} is not a contact identifier")
+    state = _absent_contacts.get()
+    if not candidates or not _optimistic.get() or (state is not None and field in state):
         yield
         return
-    present = set(Contact.objects.filter(email__in=sorted(candidates)).values_list("email", flat=True))
-    token = _absent_emails.set(set(candidates) - present)
+    present = set(Contact.objects.filter(**{f"{field}__in": sorted(candidates)}).values_list(field, flat=True))
+    token = _absent_contacts.set({**(state or {}), field: set(candidates) - present})
     try:
         yield
     finally:
-        _absent_emails.reset(token)
+        _absent_contacts.reset(token)
+
+
+def emails_looked_up_together(candidates: set[str]) -> AbstractContextManager[None]:
+    """The batch's e-mail addresses (``emails_in``) looked up together: ``contacts_looked_up_together``."""
+    return contacts_looked_up_together("email", candidates)
 
 
 def _known_absent(lookup: dict) -> bool:
-    absent = _absent_emails.get()
-    return absent is not None and _optimistic.get() and lookup.keys() == {"email"} and lookup["email"] in absent
+    absent = _absent_contacts.get()
+    if absent is None or not _optimistic.get() or len(lookup) != 1:
+        return False
+    ((field, value),) = lookup.items()
+    return field in absent and value in absent[field]
 
 
 def _now_present(contact: Contact) -> None:
-    absent = _absent_emails.get()
-    if absent is not None and contact.email:
-        absent.discard(contact.email)
+    for field, absent in (_absent_contacts.get() or {}).items():
+        value = getattr(contact, field)
+        if value:
+            absent.discard(value)
 
 
 @dataclass
@@ -304,7 +321,7 @@ IDENTIFIERS = ("email", "mc_id", "ghl_id", "stripe_customer_id")
 def _find(lookups: list[dict]) -> Contact | None:
     for lookup in lookups:
         if _known_absent(lookup):
-            continue  # emails_looked_up_together: no contact has it (or the unique key will say so)
+            continue  # contacts_looked_up_together: no contact has it (or the unique key will say so)
         # Each identifier is unique in the tenant, so no ORDER BY: ``.first()`` would add the
         # model's ordering, whose compiling cost as much as the rest of the query.
         contact = next(iter(Contact.objects.filter(**lookup).order_by()[:1]), None)

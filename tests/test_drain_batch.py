@@ -182,6 +182,40 @@ def test_a_batch_looks_its_e_mail_addresses_up_once_and_still_finds_a_known_cont
         assert Payment.objects.get(external_id="pi_mail_3").contact_id == known.pk
 
 
+def test_a_batch_looks_its_stripe_customers_up_once_and_still_finds_a_known_contact(stripe, client):
+    """A payer is found by the Stripe customer first: the batch asks once which of its ``cus_…``
+    ids a contact has; only that one is looked up by itself, the new ones not at all."""
+    import json
+
+    from contacts.models import Contact
+
+    with tenant_context(stripe.acme):
+        known = Contact.objects.create(email="earlier@example.com", stripe_customer_id="cus_cust_3", source="stripe")
+    for i in range(6):
+        payload = json.loads(stripe_event(f"evt_cust_{i}", f"pi_cust_{i}", f"cust{i}@example.com"))
+        payload["data"]["object"]["customer"] = f"cus_cust_{i}"
+        assert post_stripe(client, stripe.acme, json.dumps(payload).encode()).json()["status"] == "received"
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_once() == (6, False)
+    sql = [q["sql"] for q in queries.captured_queries if 'FROM "contacts_contact"' in q["sql"] and q["sql"].startswith("SELECT")]
+    by_customer = [q for q in sql if '"contacts_contact"."stripe_customer_id" = ' in q]
+    together = [q for q in sql if '"contacts_contact"."stripe_customer_id" IN (' in q]
+    assert len(by_customer) == 1 and "'cus_cust_3'" in by_customer[0] and len(together) == 1, sql
+    with tenant_context(stripe.acme):
+        assert Payment.objects.get(external_id="pi_cust_3").contact_id == known.pk
+        assert Contact.objects.get(pk=known.pk).email == "earlier@example.com"  # an identifier is never overwritten
+        assert set(Contact.objects.filter(stripe_customer_id__startswith="cus_cust_").values_list(
+            "stripe_customer_id", flat=True)) == {f"cus_cust_{i}" for i in range(6)}
+
+
+def test_a_contact_identifier_scope_refuses_what_is_no_identifier():
+    from contacts.services import contacts_looked_up_together
+
+    with pytest.raises(ValueError):
+        with contacts_looked_up_together("first_name", {"Ada"}):
+            pass
+
+
 def test_a_stale_absent_e_mail_ends_in_the_unique_key_and_a_redo_not_a_second_contact(stripe, client, monkeypatch,
                                                                                      caplog):
     """Something in the batch makes a contact without telling the batch's lookup (here a handler

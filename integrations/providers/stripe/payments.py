@@ -23,6 +23,7 @@ fields.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -59,9 +60,10 @@ class Keys:
 KEY_PREFIXES = ("pi_", "ch_", "in_", "py_")
 
 
-def keys_in(payload, limit: int = 2000) -> set[str]:
-    """Every string of a payload shaped like the id of a PaymentIntent, charge, invoice or payment:
-    what a batch's handlers may look payments up by (more than they use is harmless)."""
+def ids_in(payload, prefixes: tuple[str, ...], limit: int = 2000) -> set[str]:
+    """Every string of a payload (and of what a fetcher got) shaped like the id of one of the
+    objects ``prefixes`` name: what a batch's handlers may look things up by (more than they use
+    is harmless)."""
     found: set[str] = set()
     stack, seen = [payload], 0
     while stack and seen < limit:
@@ -74,19 +76,30 @@ def keys_in(payload, limit: int = 2000) -> set[str]:
             seen += 1
             # An id a query could not carry (NUL, a lone surrogate) is no candidate: the handler's
             # own lookup meets it and refuses the row, and the rest of the batch is not held up.
-            if value.startswith(KEY_PREFIXES) and len(value) <= 255 and clean_text(value) == value:
+            if value.startswith(prefixes) and len(value) <= 255 and clean_text(value) == value:
                 found.add(value)
     return found
 
 
+def keys_in(payload, limit: int = 2000) -> set[str]:
+    """The ids of PaymentIntents, charges, invoices and payments in a payload."""
+    return ids_in(payload, KEY_PREFIXES, limit)
+
+
+@contextmanager
 def looked_up_together(events):
     """``StripeProvider.batch_scope``: the ids of the events' payments (in their payloads and in what
     their fetchers got) held for the transaction, and in a drain batch looked up in one query
-    (``contacts.services.payment_keys_looked_up_together``)."""
-    from contacts.services import payment_keys_looked_up_together
+    (``contacts.services.payment_keys_looked_up_together``); in a batch, their customers' contacts
+    too (``contacts_looked_up_together``: a payer is found by the Stripe customer first)."""
+    from contacts.services import contacts_looked_up_together, payment_keys_looked_up_together
 
-    candidates = set().union(*(keys_in(event.payload) | keys_in(event.fetched) for event in events))
-    return payment_keys_looked_up_together("stripe", candidates)
+    sources = [part for event in events for part in (event.payload, event.fetched)]
+    keys = set().union(*(keys_in(part) for part in sources))
+    customers = set().union(*(ids_in(part, ("cus_",)) for part in sources))
+    with payment_keys_looked_up_together("stripe", keys), \
+            contacts_looked_up_together("stripe_customer_id", customers):
+        yield
 
 
 def find(keys: Keys) -> list[Payment]:

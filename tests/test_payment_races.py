@@ -159,3 +159,10 @@ def test_an_id_no_query_could_carry_is_no_candidate():
                "f": "pi_" + "x" * 300}
     assert keys_in(payload) == {"pi_ok", "py_fine"}
     assert keys_in(None) == set()
+
+
+def test_the_events_own_object_is_a_candidate_however_long_its_lists():
+    """The scan is bounded (2,000 strings); the object's own ids come before a long nested list."""
+    lines = [{"id": f"il_{i}", "invoice_item": f"ii_{i}", "description": "x"} for i in range(3000)]
+    payload = {"data": {"object": {"id": "in_big", "lines": {"data": lines}, "payment_intent": "pi_big"}}}
+    assert {"in_big", "pi_big"} <= keys_in(payload)

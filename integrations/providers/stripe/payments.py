@@ -23,6 +23,7 @@ fields.
 
 from __future__ import annotations
 
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -65,13 +66,15 @@ def ids_in(payload, prefixes: tuple[str, ...], limit: int = 2000) -> set[str]:
     objects ``prefixes`` name: what a batch's handlers may look things up by (more than they use
     is harmless)."""
     found: set[str] = set()
-    stack, seen = [payload], 0
-    while stack and seen < limit:
-        value = stack.pop()
+    # Breadth first: the event's own object (``data.object.id``) is read before the strings of a
+    # long nested list, which the ``limit`` may cut (an id it misses is looked up by itself).
+    queue, seen = deque([payload]), 0
+    while queue and seen < limit:
+        value = queue.popleft()
         if isinstance(value, dict):
-            stack.extend(value.values())
+            queue.extend(value.values())
         elif isinstance(value, list):
-            stack.extend(value)
+            queue.extend(value)
         elif isinstance(value, str):
             seen += 1
             # An id a query could not carry (NUL, a lone surrogate) is no candidate: the handler's

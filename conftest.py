@@ -321,3 +321,13 @@ def stripe(world):
     from webhooks.testing import connect_stripe
 
     return connect_stripe(world)
+
+
+@pytest.fixture(autouse=True)
+def no_sleeping_between_a_sessions_retries(monkeypatch):
+    """urllib3's backoff between retries (0.5, 1, 2 s) slept in every test of a 5xx or an
+    unreachable platform: the retries themselves are what the tests look at, not how long they
+    wait (no test is timed), so the suite makes sessions without it."""
+    import integrations.http
+
+    monkeypatch.setattr(integrations.http, "RETRY_BACKOFF_FACTOR", 0.0)

@@ -61,11 +61,16 @@ class PlatformRetry(Retry):
         return None if seconds is None else min(seconds, MAX_INLINE_RETRY_AFTER)
 
 
+#: urllib3's backoff between a session's retries: 0.5, 1, 2 s (the test suite sets it to 0, read
+#: when a session is made; what is retried and how often stays the same).
+RETRY_BACKOFF_FACTOR = 0.5
+
+
 def make_session(total_retries: int = 3, adapter_class: type[HTTPAdapter] = HTTPAdapter, **adapter_kwargs) -> requests.Session:
     session = TimeoutSession()
     retry = PlatformRetry(
         total=total_retries,
-        backoff_factor=0.5,
+        backoff_factor=RETRY_BACKOFF_FACTOR,
         status_forcelist=(500, 502, 503, 504),
         allowed_methods=None,  # platform calls we retry are idempotent upserts or reads
         respect_retry_after_header=True,

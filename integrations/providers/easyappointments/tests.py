@@ -114,7 +114,9 @@ class TestEasyAppointments(WebhookSecuritySuite):
     ])
     def test_a_failed_look_up(self, hooks, fake_ea, status, outcome, reason):
         connect_ea(self.world.acme, fake_ea)
-        fake_ea.fail("/customers/", status=status, times=10, headers={"Retry-After": "5"})
+        # Retry-After 1: a 503's is slept on inside the request (up to MAX_INLINE_RETRY_AFTER, each
+        # of the session's retries), which 5 made thirty seconds of this suite.
+        fake_ea.fail("/customers/", status=status, times=10, headers={"Retry-After": "1"})
         self.deliver(b'{"action": "appointment_save", "payload": {"id": 8, "start": "2025-12-01 09:00:00", "customerId": 2}}')
         (row,) = rows(self.world.acme, source="easyappointments")
         assert row.status == outcome and row.error.startswith(reason), row.error

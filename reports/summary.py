@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 
-import anthropic
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,13 @@ def prompt(week: dict, before: dict) -> str:
 def ask_claude(system: str, content: str, max_tokens: int = 300) -> str:
     """One message to Claude (``ANTHROPIC_MODEL`` at ``ANTHROPIC_BASE_URL``, ``ANTHROPIC_TIMEOUT_SECONDS``,
     one retry): its text, at most 4000 characters. Raises whatever the SDK raises (``anthropic.APIError``
-    and its timeouts); callers decide what a failure means. Needs ``ANTHROPIC_API_KEY``."""
+    and its timeouts); callers decide what a failure means. Needs ``ANTHROPIC_API_KEY``.
+
+    The SDK is imported here, not with the module: it takes about 2.5 s to import, which every
+    process (each ``manage.py`` command, gunicorn and Celery worker) paid at start-up through the
+    report task's import, most of them never asking Claude anything."""
+    import anthropic
+
     client = anthropic.Anthropic(
         api_key=settings.ANTHROPIC_API_KEY, base_url=settings.ANTHROPIC_BASE_URL or None,
         timeout=settings.ANTHROPIC_TIMEOUT_SECONDS, max_retries=1,

@@ -35,7 +35,7 @@ from contacts.models import Contact, Payment, PendingSignup
 from contacts.money import parse_amount, parse_currency
 from contacts.provenance import link_current_delivery
 from contacts.signals import announce_contact_created
-from contacts.values import InvalidValue, clean_email, clean_id, clean_json, fit
+from contacts.values import InvalidValue, clean_email, clean_id, clean_json, fit, strings_in
 from tenants.context import current_tenant_id
 
 log = logging.getLogger(__name__)
@@ -80,22 +80,16 @@ def emails_in(payload: Any) -> set[str]:
     """Every string of a parsed payload that is an e-mail address, as ``upsert_contact`` would
     store it: the candidates of ``emails_looked_up_together``. More than a handler uses is harmless."""
     found: set[str] = set()
-    stack, seen = [payload], 0
-    while stack and seen < _SCAN_STRINGS and len(found) < _SCAN_EMAILS:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, str):
-            seen += 1
-            if "@" in value:
-                try:
-                    email = clean_email(value)
-                except InvalidValue:
-                    continue
-                if email:
-                    found.add(email)
+    for value in strings_in(payload, _SCAN_STRINGS):
+        if "@" in value:
+            try:
+                email = clean_email(value)
+            except InvalidValue:
+                continue
+            if email:
+                found.add(email)
+                if len(found) >= _SCAN_EMAILS:
+                    break
     return found
 
 

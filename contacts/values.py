@@ -12,6 +12,8 @@ delivery ``malformed`` at once: no retry can change the body.
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterator
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -41,6 +43,22 @@ def shown(value: Any, limit: int = 40) -> str:
     plain = isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
     text = clean_text(str(value) if plain else repr(value))
     return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def strings_in(payload: Any, limit: int) -> Iterator[str]:
+    """The strings of a parsed JSON payload (values, not keys), at most ``limit`` of them, breadth
+    first: the event's own fields come before the strings of a long nested list, which the bound
+    may cut. What a drain batch scans for the ids and addresses its handlers will look up."""
+    queue, seen = deque([payload]), 0
+    while queue and seen < limit:
+        value = queue.popleft()
+        if isinstance(value, dict):
+            queue.extend(value.values())
+        elif isinstance(value, list):
+            queue.extend(value)
+        elif isinstance(value, str):
+            seen += 1
+            yield value
 
 
 def clean_text(value: Any, max_length: int | None = None) -> str:

@@ -41,6 +41,14 @@ def states(tenant) -> dict[str, tuple[str, int]]:
         return {row.event_id: (row.status, row.attempts) for row in WebhookLog.objects.all()}
 
 
+def contact_lookups(queries, field: str) -> tuple[list[str], list[str], list[str]]:
+    """The contact SELECTs captured: those by ``field`` one by one, those by ``field`` together
+    (``IN``), and all of them (for the assertion's message)."""
+    sql = [q["sql"] for q in queries.captured_queries if 'FROM "contacts_contact"' in q["sql"] and q["sql"].startswith("SELECT")]
+    return ([q for q in sql if f'"contacts_contact"."{field}" = ' in q],
+            [q for q in sql if f'"contacts_contact"."{field}" IN (' in q], sql)
+
+
 def test_a_tenants_batch_is_read_locked_and_marked_once_and_every_row_is_processed_once(stripe, client):
     store(client, stripe.acme, "ok", 10)
     with CaptureQueriesContext(connection) as queries:
@@ -172,9 +180,7 @@ def test_a_batch_looks_its_e_mail_addresses_up_once_and_still_finds_a_known_cont
     store(client, stripe.acme, "mail", 6)
     with CaptureQueriesContext(connection) as queries:
         assert drain_once() == (6, False)
-    sql = [q["sql"] for q in queries.captured_queries if 'FROM "contacts_contact"' in q["sql"] and q["sql"].startswith("SELECT")]
-    by_email = [q for q in sql if '"contacts_contact"."email" = ' in q]
-    together = [q for q in sql if '"contacts_contact"."email" IN (' in q]
+    by_email, together, sql = contact_lookups(queries, "email")
     # Looked up one by one: only the address a contact has; the five new ones not at all.
     assert len(by_email) == 1 and "'mail3@example.com'" in by_email[0] and len(together) == 1, sql
     with tenant_context(stripe.acme):
@@ -197,9 +203,7 @@ def test_a_batch_looks_its_stripe_customers_up_once_and_still_finds_a_known_cont
         assert post_stripe(client, stripe.acme, json.dumps(payload).encode()).json()["status"] == "received"
     with CaptureQueriesContext(connection) as queries:
         assert drain_once() == (6, False)
-    sql = [q["sql"] for q in queries.captured_queries if 'FROM "contacts_contact"' in q["sql"] and q["sql"].startswith("SELECT")]
-    by_customer = [q for q in sql if '"contacts_contact"."stripe_customer_id" = ' in q]
-    together = [q for q in sql if '"contacts_contact"."stripe_customer_id" IN (' in q]
+    by_customer, together, sql = contact_lookups(queries, "stripe_customer_id")
     assert len(by_customer) == 1 and "'cus_cust_3'" in by_customer[0] and len(together) == 1, sql
     with tenant_context(stripe.acme):
         assert Payment.objects.get(external_id="pi_cust_3").contact_id == known.pk

@@ -23,14 +23,13 @@ fields.
 
 from __future__ import annotations
 
-from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 from contacts.models import Payment
 from contacts.services import hold_payment_keys, payment_keys_absent, record_payment
-from contacts.values import clean_json, clean_text, fit
+from contacts.values import clean_json, clean_text, fit, strings_in
 
 #: How far along a payment is; an event never moves it back.
 RANK = {
@@ -62,26 +61,12 @@ KEY_PREFIXES = ("pi_", "ch_", "in_", "py_")
 
 
 def ids_in(payload, prefixes: tuple[str, ...], limit: int = 2000) -> set[str]:
-    """Every string of a payload (and of what a fetcher got) shaped like the id of one of the
+    """Every string of a payload (or of what a fetcher got) shaped like the id of one of the
     objects ``prefixes`` name: what a batch's handlers may look things up by (more than they use
-    is harmless)."""
-    found: set[str] = set()
-    # Breadth first: the event's own object (``data.object.id``) is read before the strings of a
-    # long nested list, which the ``limit`` may cut (an id it misses is looked up by itself).
-    queue, seen = deque([payload]), 0
-    while queue and seen < limit:
-        value = queue.popleft()
-        if isinstance(value, dict):
-            queue.extend(value.values())
-        elif isinstance(value, list):
-            queue.extend(value)
-        elif isinstance(value, str):
-            seen += 1
-            # An id a query could not carry (NUL, a lone surrogate) is no candidate: the handler's
-            # own lookup meets it and refuses the row, and the rest of the batch is not held up.
-            if value.startswith(prefixes) and len(value) <= 255 and clean_text(value) == value:
-                found.add(value)
-    return found
+    is harmless). An id a query could not carry (NUL, a lone surrogate) is no candidate: the
+    handler's own lookup meets it and refuses the row, and the rest of the batch is not held up."""
+    return {value for value in strings_in(payload, limit)
+            if value.startswith(prefixes) and len(value) <= 255 and clean_text(value) == value}
 
 
 def keys_in(payload, limit: int = 2000) -> set[str]:
@@ -89,18 +74,22 @@ def keys_in(payload, limit: int = 2000) -> set[str]:
     return ids_in(payload, KEY_PREFIXES, limit)
 
 
+#: A Stripe customer's id prefix: a payer's contact is found by its customer first.
+CUSTOMER_PREFIX = "cus_"
+
+
 @contextmanager
 def looked_up_together(events):
     """``StripeProvider.batch_scope``: the ids of the events' payments (in their payloads and in what
     their fetchers got) held for the transaction, and in a drain batch looked up in one query
     (``contacts.services.payment_keys_looked_up_together``); in a batch, their customers' contacts
-    too (``contacts_looked_up_together``: a payer is found by the Stripe customer first)."""
+    too (``contacts_looked_up_together``). Each payload is scanned once for both."""
     from contacts.services import contacts_looked_up_together, payment_keys_looked_up_together
 
-    sources = [part for event in events for part in (event.payload, event.fetched)]
-    keys = set().union(*(keys_in(part) for part in sources))
-    customers = set().union(*(ids_in(part, ("cus_",)) for part in sources))
-    with payment_keys_looked_up_together("stripe", keys), \
+    found = set().union(*(ids_in(part, (*KEY_PREFIXES, CUSTOMER_PREFIX))
+                          for event in events for part in (event.payload, event.fetched)))
+    customers = {value for value in found if value.startswith(CUSTOMER_PREFIX)}
+    with payment_keys_looked_up_together("stripe", found - customers), \
             contacts_looked_up_together("stripe_customer_id", customers):
         yield
 

@@ -324,6 +324,17 @@ def stripe(world):
 
 
 @pytest.fixture(autouse=True)
+def no_wake_up_left_for_the_next_test():
+    """A drain wake-up a test left due (``webhooks.drain.WakeCoalescer``, run on a thread at the
+    end of its window) is dropped when the test ends: it must not publish, or run a drain
+    in-process, under the next test's settings."""
+    yield
+    from webhooks.drain import _coalescer
+
+    _coalescer.discard()
+
+
+@pytest.fixture(autouse=True)
 def no_sleeping_between_a_sessions_retries(monkeypatch):
     """urllib3's backoff between retries (0.5, 1, 2 s) slept in every test of a 5xx or an
     unreachable platform: the retries themselves are what the tests look at, not how long they

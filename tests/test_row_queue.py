@@ -229,7 +229,10 @@ def test_a_broker_outage_loses_nothing_and_the_sweeper_wakes_a_drain(rows_mode):
     assert statuses(tenant) == {"processed": 3}
 
 
-@override_settings(WEBHOOK_WAKE_SECONDS=3600)  # no key runs out during the test, however slow
+# No key runs out during the test, however slow; every delivery asks the cache itself (the
+# per-process window in front of it, WEBHOOK_WAKE_COALESCE_MS, has tests of its own:
+# tests/test_wake_coalescer.py).
+@override_settings(WEBHOOK_WAKE_SECONDS=3600, WEBHOOK_WAKE_COALESCE_MS=0)
 def test_a_wake_up_that_could_not_be_published_gives_its_key_back(rows_mode):
     """With the broker down the deduplication key is not kept: the first delivery after the broker
     is back publishes its wake-up at once instead of leaving its row to the sweeper."""

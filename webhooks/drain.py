@@ -5,7 +5,10 @@ from PostgreSQL in batches instead of taking one Celery message per row.
   was published in the last ``WEBHOOK_WAKE_SECONDS`` (``cache.add``, atomic, on the shared cache):
   a burst of a thousand deliveries sends a handful of messages. The drain clears that key as it
   starts, so a row committed after it started wakes another drain; a row committed before is seen by
-  its claim.
+  its claim. Each process asks the shared cache at most once per ``WEBHOOK_WAKE_COALESCE_MS``
+  (``WakeCoalescer``): a delivery inside that window leaves its wake-up to a trailing one at the
+  window's end, so a row waits at most that much longer and a burst costs a cache round trip per
+  window, not per delivery.
 - **Claim.** Tenants with waiting rows, oldest waiting row first, are read in an operator context
   (the one cross-tenant read); each tenant's rows are then claimed inside that tenant's own context
   (RLS in force), at most ``WEBHOOK_DRAIN_PER_TENANT`` per tenant and ``WEBHOOK_DRAIN_BATCH`` in
@@ -25,7 +28,12 @@ from PostgreSQL in batches instead of taking one Celery message per row.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
+import time
+from typing import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -58,7 +66,7 @@ def rows_mode() -> bool:
 def hand_off(log_id: int, tenant_id: str) -> None:
     """After the current transaction commits: wake a drain (rows mode) or publish the row's task."""
     if rows_mode():
-        transaction.on_commit(wake)
+        transaction.on_commit(request_wake)
     else:
         from engarde.queue import enqueue_on_commit
         from webhooks.tasks import process_webhook
@@ -89,6 +97,119 @@ def wake(force: bool = False) -> bool:
         except Exception as exc:
             log.warning("drain: could not clear the wake-up key: %s", exc.__class__.__name__)
     return published
+
+
+class WakeCoalescer:
+    """At most one ``wake()`` per window in this process, and a trailing one for what the window held.
+
+    ``wake()`` costs a round trip to the shared cache (``cache.add``) even when it publishes
+    nothing, and a burst asks it once per delivery: about a quarter of the web process's time per
+    delivery in ``make bench``'s burst. Here the first request of a window wakes at once; the
+    requests inside the window only note that a wake-up is due, and one ``wake()`` runs when the
+    window ends, on a thread of this process (a sync gunicorn worker may get no further request to
+    run it on). So a row committed while a drain was starting, after the drain cleared its key, is
+    woken at most one window later, never left to the sweeper; a process that exits with a
+    wake-up due runs it on the way out (``atexit``), and should even that be lost (the process
+    killed), the sweeper is the backstop as for a lost message.
+
+    ``clock`` and ``start_thread`` are for tests: ``flush(now)`` is what the thread runs."""
+
+    def __init__(self, wake: Callable[[], bool], window: Callable[[], float], clock=time.monotonic,
+                 start_thread: bool = True):
+        self._wake, self._window, self._clock, self._start_thread = wake, window, clock, start_thread
+        self._reset()
+        if start_thread:
+            if hasattr(os, "register_at_fork"):  # a forked child has neither the thread nor the window
+                os.register_at_fork(after_in_child=self._reset)
+            atexit.register(self.flush_on_exit)
+
+    def _reset(self) -> None:
+        self._condition = threading.Condition()
+        self._quiet_until = float("-inf")
+        self._due: float | None = None
+        self._waking = False
+        self._thread: threading.Thread | None = None
+
+    def discard(self, wait: float = 5.0) -> None:
+        """Forget the window and any wake-up due, once a trailing one in flight has ended (tests:
+        a wake-up due in one test must not run in the next one's settings)."""
+        deadline = time.monotonic() + wait
+        with self._condition:
+            self._due, self._quiet_until = None, float("-inf")
+            while self._waking and time.monotonic() < deadline:
+                self._condition.wait(0.01)
+
+    def request(self) -> bool:
+        """Wake now (True when a drain was published), or leave it to the window's trailing wake-up."""
+        window = self._window()
+        if window <= 0:
+            return self._wake()
+        now = self._clock()
+        with self._condition:
+            if now >= self._quiet_until:
+                self._quiet_until = now + window
+            else:
+                if self._due is None:
+                    self._due = self._quiet_until
+                    self._ensure_thread()
+                    self._condition.notify()
+                return False
+        return self._wake()
+
+    def flush(self, now: float | None = None) -> bool:
+        """The trailing wake-up, if one is due by ``now``: True when ``wake()`` ran."""
+        now = self._clock() if now is None else now
+        with self._condition:
+            if self._due is None or now < self._due:
+                return False
+            self._due, self._waking = None, True
+            self._quiet_until = now + self._window()
+        self._wake_safely()
+        return True
+
+    def flush_on_exit(self) -> None:
+        with self._condition:
+            due, self._due = self._due, None
+            self._waking = due is not None
+        if due is not None:
+            self._wake_safely()
+
+    def _wake_safely(self) -> None:
+        try:
+            self._wake()
+        except Exception as exc:  # wake() logs its own failures; nothing may end the thread
+            log.warning("drain wake-up failed: %s", exc.__class__.__name__)
+        finally:
+            with self._condition:
+                self._waking = False
+                self._condition.notify_all()
+
+    def _ensure_thread(self) -> None:
+        if self._start_thread and (self._thread is None or not self._thread.is_alive()):
+            self._thread = threading.Thread(target=self._run, name="engarde-drain-wake", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while self._due is None:
+                    self._condition.wait()
+                delay = self._due - self._clock()
+                if delay > 0:
+                    self._condition.wait(delay)
+                    continue
+            self.flush()
+
+
+_coalescer = WakeCoalescer(wake=lambda: wake(), window=lambda: settings.WEBHOOK_WAKE_COALESCE_MS / 1000)
+
+
+def request_wake() -> bool:
+    """A delivery's wake-up (``hand_off``): ``wake()``, at most once per ``WEBHOOK_WAKE_COALESCE_MS``
+    in this process, and in-process mode (tasks run here, nothing to deduplicate) at once."""
+    if in_process():
+        return wake()
+    return _coalescer.request()
 
 
 def _claimable(now):

@@ -68,9 +68,17 @@ class Contact(TenantOwned):
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
-    def save(self, *args, **kwargs):
+    def normalize(self) -> None:
+        """What every write of a contact does first (``save``, and ``contacts.deferred``)."""
         self.email = (self.email or "").strip().lower()
+
+    def after_save(self) -> None:
+        """What every write of a contact does once it is made (nothing yet)."""
+
+    def save(self, *args, **kwargs):
+        self.normalize()
         super().save(*args, **kwargs)
+        self.after_save()
 
 
 class Payment(TenantOwned):
@@ -131,12 +139,20 @@ class Payment(TenantOwned):
     def __str__(self):
         return f"{self.amount} {self.currency} ({self.status})"
 
-    def save(self, *args, **kwargs):
+    def normalize(self) -> None:
+        """What every write of a payment does first (``save``, and ``contacts.deferred``)."""
         self.currency = (self.currency or "").upper()
-        super().save(*args, **kwargs)
+
+    def after_save(self) -> None:
+        """Its ids are present for the rest of a drain batch (``contacts.services.payment_saved``)."""
         from contacts.services import payment_saved  # services imports this module
 
         payment_saved(self)
+
+    def save(self, *args, **kwargs):
+        self.normalize()
+        super().save(*args, **kwargs)
+        self.after_save()
 
 
 class PendingSignup(TenantOwned):

@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from contacts import deferred
 from contacts.models import Contact, Payment, PendingSignup
 from contacts.money import parse_amount, parse_currency
 from contacts.provenance import link_current_delivery
@@ -297,7 +298,7 @@ def upsert_contact(
             return contact, False
         try:
             with _guarded():
-                contact = Contact.objects.create(source=source, custom_fields=dict(custom_fields or {}), **values)
+                contact = deferred.create(Contact, source=source, custom_fields=dict(custom_fields or {}), **values)
         except IntegrityError:
             if not _conflict_is_handled():
                 raise
@@ -377,7 +378,7 @@ def record_payment(
     }
     try:
         with _guarded():
-            return Payment.objects.create(payment_event_id=payment_event_id, **defaults), True
+            return deferred.create(Payment, payment_event_id=payment_event_id, **defaults), True
     except IntegrityError:
         if not _conflict_is_handled():
             raise

@@ -14,6 +14,7 @@ from conftest import api_auth, make_user
 from contacts.models import Contact
 from integrations.models import TenantIntegration
 from reports.models import MetaAdInsight, WeeklyReport
+from reports.weekly import tz, week_start_of
 from tenants.context import tenant_context
 from tenants.models import Membership
 from webhooks.models import WebhookLog
@@ -35,7 +36,11 @@ def figures(world):
             Contact.objects.create(email=f"new{n}@acme.test", source="zoom")
         WebhookLog.objects.create(source="stripe", event_id="e-dead", body=b"{}", status="dead")
         WebhookLog.objects.create(source="stripe", event_id="e-failed", body=b"{}", status="failed")
-        MetaAdInsight.objects.create(ad_id="a1", date=today - timedelta(days=1), spend=Decimal("12.34"), currency="EUR")
+        # Yesterday, but never before the tenant's current week: on a Monday yesterday was last week,
+        # and the page's "so far" week would have no spend (the test failed every Monday).
+        this_week = week_start_of(timezone.now().astimezone(tz(world.acme)).date())
+        spent_on = max(this_week, today - timedelta(days=1))
+        MetaAdInsight.objects.create(ad_id="a1", date=spent_on, spend=Decimal("12.34"), currency="EUR")
         TenantIntegration.objects.filter(provider="manychat").update(last_sync_error="Meta usage at 100%")
         WeeklyReport.objects.filter(week_start=date(2020, 1, 6)).update(sent_at=timezone.now())
     return world

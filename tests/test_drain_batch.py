@@ -328,3 +328,87 @@ def test_the_candidate_addresses_of_a_payload_are_normalised_and_bounded():
     assert emails_in(payload) == {"ada@example.com", "bob@example.com"}
     flood = {"list": [f"user{i}@example.com" for i in range(100_000)]}
     assert 0 < len(emails_in(flood)) <= 20
+
+
+def test_a_batchs_new_contacts_and_payments_are_one_insert_each(stripe, client):
+    """Eight new payers and their payments: one INSERT for the contacts and one for the payments
+    (``contacts.deferred``), each row as one by one would have made it: its tenant, its e-mail, its
+    payment pointing at it, its delivery link, its timestamps."""
+    from contacts.models import Contact, ContactDelivery
+
+    store(client, stripe.acme, "multi", 8)
+    with CaptureQueriesContext(connection) as queries:
+        assert drain_once() == (8, False)
+    sql = [q["sql"] for q in queries.captured_queries]
+    contact_inserts = [q for q in sql if q.startswith('INSERT INTO "contacts_contact" ')]
+    payment_inserts = [q for q in sql if q.startswith('INSERT INTO "contacts_payment" ')]
+    assert len(contact_inserts) == 1 and len(payment_inserts) == 1, (contact_inserts, payment_inserts)
+    assert set(states(stripe.acme).values()) == {("processed", 1)}
+    with tenant_context(stripe.acme):
+        for i in range(8):
+            contact = Contact.objects.get(email=f"multi{i}@example.com")
+            payment = Payment.objects.get(external_id=f"pi_multi_{i}")
+            assert payment.contact_id == contact.pk and contact.tenant_id == stripe.acme.pk
+            assert payment.currency == "EUR" and contact.created_at and payment.created_at
+            row = WebhookLog.objects.get(event_id=f"evt_multi_{i}")
+            assert ContactDelivery.objects.filter(contact=contact, webhook_log_id=row.pk).exists()
+    with tenant_context(stripe.globex):
+        assert not Contact.objects.filter(email__startswith="multi").exists()  # the other tenant sees none
+
+
+def test_rows_written_together_are_seen_by_the_next_statement_and_can_be_changed():
+    """The autoflush: a row waiting is written before whatever statement comes next, so a lookup
+    finds it, an update of it changes it, and a payment can point at a contact still waiting."""
+    from django.db import transaction
+
+    from contacts import deferred
+    from contacts.models import Contact
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.create(slug="deferred-rows", name="Deferred")
+    with tenant_context(tenant), transaction.atomic(), deferred.rows_written_together(Contact, Payment):
+        with CaptureQueriesContext(connection) as queries:
+            contact = deferred.create(Contact, email="Later@Example.com", source="stripe")
+            payment = deferred.create(Payment, payment_event_id="pi_later", external_id="pi_later", source="stripe",
+                                      amount=12, currency="eur", contact=contact)
+        assert not [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]  # nothing sent yet
+        assert contact.pk and payment.pk and contact.email == "later@example.com" and payment.currency == "EUR"
+        assert contact.created_at is not None and payment.updated_at is not None
+        found = Contact.objects.get(email="later@example.com")  # this SELECT wrote both first
+        assert found.pk == contact.pk and Payment.objects.get(pk=payment.pk).contact_id == contact.pk
+        contact.first_name = "Lee"
+        contact.save()
+        assert Contact.objects.get(pk=contact.pk).first_name == "Lee"
+        many = [deferred.create(Contact, email=f"many{i}@example.com", source="stripe") for i in range(20)]
+    with tenant_context(tenant):
+        assert Contact.objects.filter(email__startswith="many").count() == 20  # written when the block ended
+        assert len({c.pk for c in many}) == 20
+
+
+def test_a_refusal_of_rows_written_together_comes_out_and_leaves_nothing(stripe):
+    """A unique key refusing a waiting row is raised from the statement that wrote it, here the
+    block's end: the batch's caller rolls back, and nothing of the block is stored."""
+    from django.db import IntegrityError, transaction
+
+    from contacts import deferred
+    from contacts.models import Contact
+
+    with tenant_context(stripe.acme):
+        Contact.objects.create(email="taken.deferred@example.com", source="manual")
+        before = Contact.objects.count()
+    with pytest.raises(IntegrityError), tenant_context(stripe.acme), transaction.atomic():
+        with deferred.rows_written_together(Contact):
+            deferred.create(Contact, email="fresh.deferred@example.com", source="stripe")
+            deferred.create(Contact, email="taken.deferred@example.com", source="stripe")
+    with tenant_context(stripe.acme):
+        assert Contact.objects.count() == before
+        assert not Contact.objects.filter(email="fresh.deferred@example.com").exists()
+
+
+def test_create_is_plain_outside_rows_written_together(stripe):
+    from contacts import deferred
+    from contacts.models import Contact
+
+    with tenant_context(stripe.acme):
+        contact = deferred.create(Contact, email="plain@example.com", source="manual")  # no block: written now
+        assert Contact.objects.filter(pk=contact.pk).exists()

@@ -30,6 +30,8 @@ from django.utils import timezone
 
 from engarde.errors import Explained, sentence_for
 
+from contacts.deferred import rows_written_together
+from contacts.models import Contact, Payment
 from contacts.provenance import delivery_scope, links_written_together
 from contacts.services import emails_in, emails_looked_up_together, optimistic_writes
 from contacts.signals import announced_together
@@ -150,7 +152,9 @@ def process_batch(tenant_id: str, ids: list[int], claimed_at) -> list[int]:
         # whole batch back to the one-by-one way below, which has both (contacts.services).
         # What the batch creates is announced together right after it commits: one notice task
         # and one e-mail per admin for the tenant's new contacts, not one per contact.
-        with announced_together(), tenant_context(tenant_id), optimistic_writes(), links_written_together():
+        # New contacts and payments wait and go in one INSERT per table (contacts.deferred).
+        with announced_together(), tenant_context(tenant_id), optimistic_writes(), links_written_together(), \
+                rows_written_together(Contact, Payment):
             held = set(WebhookLog.objects.select_for_update().filter(
                 pk__in=[row.pk for row, _, _ in work], status=WebhookLog.Status.PROCESSING, updated_at=claimed_at,
             ).order_by("pk").values_list("pk", flat=True))

@@ -1,0 +1,127 @@
+"""New contacts and payments of a drain batch written together: one multi-row INSERT per table
+for the batch instead of one INSERT per row (issue 11: "upserts in as few statements as the
+database allows").
+
+Inside ``rows_written_together()`` (``webhooks.processing.process_batch``, on PostgreSQL, inside
+the batch's transaction and ``optimistic_writes``), ``create(Contact, ...)`` and
+``create(Payment, ...)`` return the row as ``Model.objects.create`` would (its primary key, its
+tenant, its timestamps, ``_state`` saved) without sending it yet. The rows are written:
+
+- **before any other statement on the connection** (an execute wrapper, like an ORM session's
+  autoflush): whatever a handler runs next, a lookup, an update of the row just made, a lock,
+  sees the rows as if they had been inserted one by one. So nothing a handler can do reads a
+  table without them, and no handler needs to know they wait;
+- and at the end of the block, so the batch's final UPDATE and its commit include them.
+
+Contacts go first, then payments (a payment points at its contact). The primary keys come from
+the tables' own sequences, taken ahead in one statement for several rows (``nextval`` over
+``generate_series``; 1, 2, 4… ids at a time, so a batch that makes few rows wastes few): a
+payment can point at its contact, a delivery link can name it and a notice can be queued for it
+before either is written. Unused ids are gaps in the sequence, as a rolled-back insert leaves.
+
+A refusal (a unique key: a stale "absent" of the batch's lookups, a concurrent writer) comes out
+of whatever statement flushed the rows, as an ``IntegrityError`` that ``optimistic_writes``
+would have raised from the ``create`` itself: the batch rolls back whole and its rows are
+processed one by one, where ``create`` is the plain ``objects.create`` in a savepoint. A rolled-back
+batch writes nothing, so taking the rows' ids ahead changes nothing of what is stored.
+
+Outside the block, or on SQLite (no sequences; the embedded default), ``create`` is
+``Model.objects.create``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from typing import Iterator
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+#: Ids taken at most at once from a sequence (the doubling stops here).
+MAX_IDS_AHEAD = 256
+
+
+class _Pending:
+    def __init__(self, connection, models: tuple):
+        self.connection = connection
+        self.rows: dict[type, list] = {model: [] for model in models}  # in the order they are written
+        self.ids: dict[type, list[int]] = {model: [] for model in models}
+        self.taken: dict[type, int] = {model: 0 for model in models}
+        self.flushing = False
+
+    def next_id(self, model) -> int:
+        if not self.ids[model]:
+            count = min(MAX_IDS_AHEAD, max(1, self.taken[model]))  # 1, 1, 2, 4, 8… (doubling)
+            table, column = model._meta.db_table, model._meta.pk.column
+            self.flushing = True  # not a reason to write what waits: the sequence is no table's rows
+            try:
+                with self.connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                        [self.connection.ops.quote_name(table), column, count],
+                    )
+                    self.ids[model] = [row[0] for row in cursor.fetchall()]
+            finally:
+                self.flushing = False
+            self.taken[model] += count
+        return self.ids[model].pop(0)
+
+    def flush(self) -> None:
+        if self.flushing or not any(self.rows.values()):
+            return
+        self.flushing = True
+        try:
+            for model, rows in self.rows.items():
+                if rows:
+                    waiting, self.rows[model] = rows, []
+                    model.objects.using(self.connection.alias).bulk_create(waiting)
+        finally:
+            self.flushing = False
+
+    def before_statement(self, execute, sql, params, many, context):
+        self.flush()
+        return execute(sql, params, many, context)
+
+
+_pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar("engarde_deferred_rows", default=None)
+
+
+@contextmanager
+def rows_written_together(*models, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """``create(model, ...)`` for each of ``models`` waits inside the block and is written before
+    the connection's next statement or when the block ends (listed in the order they are written:
+    a model before the models that point at it). Nested blocks join the outer one. Only inside a
+    transaction, which the rows commit or roll back with; on an error nothing more is written (the
+    caller rolls back)."""
+    connection = connections[using]
+    if _pending.get() is not None or connection.vendor != "postgresql" or not models:
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("rows written together belong to a transaction: run inside transaction.atomic()")
+    pending = _Pending(connection, models)
+    token = _pending.set(pending)
+    try:
+        with connection.execute_wrapper(pending.before_statement):
+            yield
+            pending.flush()
+    finally:
+        _pending.reset(token)
+
+
+def create(model, **values):
+    """``model.objects.create(**values)``, or, inside ``rows_written_together`` for ``model``, the
+    same row made ready and written with the others (see the module's docstring)."""
+    pending = _pending.get()
+    if pending is None or model not in pending.rows:
+        return model.objects.create(**values)
+    obj = model(**values)
+    obj.stamp_tenant()  # what TenantOwned.save does first: the active tenant, relations inside it
+    obj.normalize()
+    obj.pk = pending.next_id(model)
+    for field in model._meta.concrete_fields:
+        field.pre_save(obj, add=True)  # auto_now(_add) timestamps, as an insert would set them
+    obj._state.adding, obj._state.db = False, pending.connection.alias
+    pending.rows[model].append(obj)
+    obj.after_save()
+    return obj

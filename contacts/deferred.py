@@ -19,6 +19,12 @@ the tables' own sequences, taken ahead in one statement for several rows (``next
 payment can point at its contact, a delivery link can name it and a notice can be queued for it
 before either is written. Unused ids are gaps in the sequence, as a rolled-back insert leaves.
 
+A waiting row is written by ``bulk_create``: neither ``save()`` nor any model signal runs for it.
+What every write of these models must do lives in their ``normalize()`` (before) and
+``after_save()`` (after), which ``create`` calls as ``save`` does; their ``save`` writes what waits
+first (``flush``), so a row saved again before any other statement keeps ``created_at`` no later
+than ``updated_at``. Changes made to a waiting row in memory are written with it, saved or not.
+
 A refusal (a unique key: a stale "absent" of the batch's lookups, a concurrent writer) comes out
 of whatever statement flushed the rows, as an ``IntegrityError`` that ``optimistic_writes``
 would have raised from the ``create`` itself: the batch rolls back whole and its rows are
@@ -125,3 +131,11 @@ def create(model, **values):
     pending.rows[model].append(obj)
     obj.after_save()
     return obj
+
+
+def flush() -> None:
+    """Write what waits now (``Contact.save`` and ``Payment.save`` call it first); outside a block,
+    nothing."""
+    pending = _pending.get()
+    if pending is not None:
+        pending.flush()

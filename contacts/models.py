@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from contacts import deferred
 from tenants.models import Tenant, TenantOwned
 
 
@@ -76,6 +77,7 @@ class Contact(TenantOwned):
         """What every write of a contact does once it is made (nothing yet)."""
 
     def save(self, *args, **kwargs):
+        deferred.flush()  # rows of a drain batch waiting to be written go first
         self.normalize()
         super().save(*args, **kwargs)
         self.after_save()
@@ -150,6 +152,7 @@ class Payment(TenantOwned):
         payment_saved(self)
 
     def save(self, *args, **kwargs):
+        deferred.flush()  # rows of a drain batch waiting to be written go first
         self.normalize()
         super().save(*args, **kwargs)
         self.after_save()

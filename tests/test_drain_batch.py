@@ -376,6 +376,11 @@ def test_rows_written_together_are_seen_by_the_next_statement_and_can_be_changed
         assert contact.created_at is not None and payment.updated_at is not None
         found = Contact.objects.get(email="later@example.com")  # this SELECT wrote both first
         assert found.pk == contact.pk and Payment.objects.get(pk=payment.pk).contact_id == contact.pk
+        again = deferred.create(Contact, email="saved.again@example.com", source="stripe")
+        again.first_name = "Sam"
+        again.save()  # before any other statement: written first, then updated, in that order
+        stored = Contact.objects.get(pk=again.pk)
+        assert stored.first_name == "Sam" and stored.created_at <= stored.updated_at
         contact.first_name = "Lee"
         contact.save()
         assert Contact.objects.get(pk=contact.pk).first_name == "Lee"

@@ -171,3 +171,35 @@ def test_a_burst_asks_the_shared_cache_about_once_a_window(redis_db):
         asked = sets() - before
     assert asked == 1, asked  # the window (a minute here) is far longer than forty deliveries
     assert redis_db.llen("webhooks") == 1
+
+
+def test_where_no_thread_can_start_every_delivery_wakes_at_once(monkeypatch):
+    """A process out of threads cannot run a trailing wake-up: nothing is left due, each delivery
+    wakes itself as with no window."""
+    import threading
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    clock, woken = Clock(), []
+    wakes = WakeCoalescer(wake=lambda: woken.append(clock.now) or True, window=lambda: 0.05, clock=clock)
+    assert wakes.request() is True
+    clock.now += 0.01
+    assert wakes.request() is True and len(woken) == 2
+    assert wakes.flush(now=clock.now + 1) is False  # nothing was left due
+
+
+def test_a_celery_pool_process_shutting_down_runs_the_wake_up_due(monkeypatch):
+    """billiard's pool processes leave with os._exit (no atexit): worker_process_shutdown runs it."""
+    from celery.signals import worker_process_shutdown
+
+    from webhooks import drain
+
+    wakes, clock, woken = coalescer(0.05)
+    monkeypatch.setattr(drain, "_coalescer", wakes)
+    wakes.request()
+    clock.now += 0.01
+    wakes.request()
+    worker_process_shutdown.send(sender=None, pid=1, exitcode=0)
+    assert len(woken) == 2

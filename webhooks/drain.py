@@ -109,8 +109,10 @@ class WakeCoalescer:
     window ends, on a thread of this process (a sync gunicorn worker may get no further request to
     run it on). So a row committed while a drain was starting, after the drain cleared its key, is
     woken at most one window later, never left to the sweeper; a process that exits with a
-    wake-up due runs it on the way out (``atexit``), and should even that be lost (the process
-    killed), the sweeper is the backstop as for a lost message.
+    wake-up due runs it on the way out (``atexit``; a Celery pool process, which leaves with
+    ``os._exit``, on ``worker_process_shutdown``: ``webhooks.apps``), and should even that be lost
+    (the process killed), the sweeper is the backstop as for a lost message. Where no thread can
+    start, each delivery wakes at once, as without a window.
 
     ``clock`` and ``start_thread`` are for tests: ``flush(now)`` is what the thread runs."""
 
@@ -148,12 +150,12 @@ class WakeCoalescer:
         with self._condition:
             if now >= self._quiet_until:
                 self._quiet_until = now + window
-            else:
+            elif self._ensure_thread():
                 if self._due is None:
                     self._due = self._quiet_until
-                    self._ensure_thread()
                     self._condition.notify()
                 return False
+            # else no thread to run a trailing wake-up (it could not start): wake now, as with no window
         return self._wake()
 
     def flush(self, now: float | None = None) -> bool:
@@ -184,10 +186,19 @@ class WakeCoalescer:
                 self._waking = False
                 self._condition.notify_all()
 
-    def _ensure_thread(self) -> None:
-        if self._start_thread and (self._thread is None or not self._thread.is_alive()):
-            self._thread = threading.Thread(target=self._run, name="engarde-drain-wake", daemon=True)
-            self._thread.start()
+    def _ensure_thread(self) -> bool:
+        """The thread that runs trailing wake-ups is running (started, or started again if it died);
+        False when it cannot start (a process out of threads), and the caller wakes at once."""
+        if not self._start_thread or (self._thread is not None and self._thread.is_alive()):
+            return True
+        thread = threading.Thread(target=self._run, name="engarde-drain-wake", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # "can't start new thread"
+            log.warning("drain wake-ups not coalesced: %s", exc)
+            return False
+        self._thread = thread
+        return True
 
     def _run(self) -> None:
         while True:

@@ -14,8 +14,8 @@ tenant, its timestamps, ``_state`` saved) without sending it yet. The rows are w
 - and at the end of the block, so the batch's final UPDATE and its commit include them.
 
 Contacts go first, then payments (a payment points at its contact). The primary keys come from
-the tables' own sequences, taken ahead in one statement for several rows (``nextval`` over
-``generate_series``; 1, 2, 4… ids at a time, so a batch that makes few rows wastes few): a
+the tables' own sequences, taken ahead (``nextval`` over ``generate_series``): at the block's
+first row as many of each as the batch has events, in one statement, then doubling: a
 payment can point at its contact, a delivery link can name it and a notice can be queued for it
 before either is written. Unused ids are gaps in the sequence, as a rolled-back insert leaves.
 
@@ -48,8 +48,9 @@ MAX_IDS_AHEAD = 256
 
 
 class _Pending:
-    def __init__(self, connection, models: tuple):
+    def __init__(self, connection, models: tuple, expected: int):
         self.connection = connection
+        self.expected = max(1, expected)
         self.rows: dict[type, list] = {model: [] for model in models}  # in the order they are written
         self.ids: dict[type, list[int]] = {model: [] for model in models}
         self.taken: dict[type, int] = {model: 0 for model in models}
@@ -57,20 +58,28 @@ class _Pending:
 
     def next_id(self, model) -> int:
         if not self.ids[model]:
-            count = min(MAX_IDS_AHEAD, max(1, self.taken[model]))  # 1, 1, 2, 4, 8… (doubling)
-            table, column = model._meta.db_table, model._meta.pk.column
-            self.flushing = True  # not a reason to write what waits: the sequence is no table's rows
-            try:
-                with self.connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                        [self.connection.ops.quote_name(table), column, count],
-                    )
-                    self.ids[model] = [row[0] for row in cursor.fetchall()]
-            finally:
-                self.flushing = False
-            self.taken[model] += count
+            if not any(self.taken.values()):
+                # The first row of the block: ids for every model at once, as many as it expects
+                # rows (a batch's events: most make one contact and one payment), in one statement.
+                self._take(list(self.rows), min(MAX_IDS_AHEAD, self.expected))
+            else:
+                self._take([model], min(MAX_IDS_AHEAD, max(1, self.taken[model])))  # then doubling
         return self.ids[model].pop(0)
+
+    def _take(self, models: list, count: int) -> None:
+        columns = ", ".join(["nextval(pg_get_serial_sequence(%s, %s))"] * len(models))
+        params = [value for model in models
+                  for value in (self.connection.ops.quote_name(model._meta.db_table), model._meta.pk.column)]
+        self.flushing = True  # not a reason to write what waits: the sequences are no table's rows
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"SELECT {columns} FROM generate_series(1, %s)", [*params, count])
+                rows = cursor.fetchall()
+        finally:
+            self.flushing = False
+        for index, model in enumerate(models):
+            self.ids[model].extend(row[index] for row in rows)
+            self.taken[model] += count
 
     def flush(self) -> None:
         if self.flushing or not any(self.rows.values()):
@@ -93,10 +102,11 @@ _pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar("enga
 
 
 @contextmanager
-def rows_written_together(*models, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+def rows_written_together(*models, expected: int = 1, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """``create(model, ...)`` for each of ``models`` waits inside the block and is written before
     the connection's next statement or when the block ends (listed in the order they are written:
-    a model before the models that point at it). Nested blocks join the outer one. Only inside a
+    a model before the models that point at it; ``expected``: about how many rows of each the block
+    will make, the ids taken ahead at its first row). Nested blocks join the outer one. Only inside a
     transaction, which the rows commit or roll back with; on an error nothing more is written (the
     caller rolls back)."""
     connection = connections[using]
@@ -105,7 +115,7 @@ def rows_written_together(*models, using: str = DEFAULT_DB_ALIAS) -> Iterator[No
         return
     if not connection.in_atomic_block:
         raise RuntimeError("rows written together belong to a transaction: run inside transaction.atomic()")
-    pending = _Pending(connection, models)
+    pending = _Pending(connection, models, expected)
     token = _pending.set(pending)
     try:
         with connection.execute_wrapper(pending.before_statement):

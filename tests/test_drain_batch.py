@@ -343,6 +343,8 @@ def test_a_batchs_new_contacts_and_payments_are_one_insert_each(stripe, client):
     contact_inserts = [q for q in sql if q.startswith('INSERT INTO "contacts_contact" ')]
     payment_inserts = [q for q in sql if q.startswith('INSERT INTO "contacts_payment" ')]
     assert len(contact_inserts) == 1 and len(payment_inserts) == 1, (contact_inserts, payment_inserts)
+    ids_taken = [q for q in sql if "nextval(" in q]
+    assert len(ids_taken) == 1, ids_taken  # both tables' ids for the batch, ahead, in one statement
     assert set(states(stripe.acme).values()) == {("processed", 1)}
     with tenant_context(stripe.acme):
         for i in range(8):

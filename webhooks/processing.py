@@ -154,7 +154,7 @@ def process_batch(tenant_id: str, ids: list[int], claimed_at) -> list[int]:
         # and one e-mail per admin for the tenant's new contacts, not one per contact.
         # New contacts and payments wait and go in one INSERT per table (contacts.deferred).
         with announced_together(), tenant_context(tenant_id), optimistic_writes(), links_written_together(), \
-                rows_written_together(Contact, Payment):
+                rows_written_together(Contact, Payment, expected=len(work)):
             held = set(WebhookLog.objects.select_for_update().filter(
                 pk__in=[row.pk for row, _, _ in work], status=WebhookLog.Status.PROCESSING, updated_at=claimed_at,
             ).order_by("pk").values_list("pk", flat=True))

@@ -309,6 +309,9 @@ WEBHOOK_WAKE_SECONDS = env.int("WEBHOOK_WAKE_SECONDS", default=1)
 # Each process asks the shared cache about a wake-up at most once per this many ms; a delivery
 # inside the window is woken at its end (webhooks.drain.WakeCoalescer). 0: on every delivery.
 WEBHOOK_WAKE_COALESCE_MS = env.int("WEBHOOK_WAKE_COALESCE_MS", default=50)
+# A drain woken by a delivery waits this long before its claim, so the rows of that moment join
+# it (webhooks.tasks.drain): fewer, larger drains at a steady rate, for this much more lag. 0: none.
+WEBHOOK_DRAIN_LINGER_MS = env.int("WEBHOOK_DRAIN_LINGER_MS", default=50)
 # Retention (webhooks.prune_webhooks, daily): bodies and headers of processed rows, and rejected
 # rows whole, are dropped after this many days; 0 keeps them.
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=90)

@@ -251,3 +251,50 @@ def test_a_wake_up_that_could_not_be_published_gives_its_key_back(rows_mode):
     assert cache.get(WAKE_KEY) is not None  # now held: the next ones are deduplicated
     deliver(tenant, "more", 2)
     assert rows_mode.llen("webhooks") == 1
+
+
+def test_a_drain_woken_by_a_delivery_lingers_with_the_key_held_and_a_forced_one_does_not(rows_mode, monkeypatch):
+    """``WEBHOOK_DRAIN_LINGER_MS``: the drain a delivery woke waits before its claim with the
+    wake-up key still held (so the deliveries meanwhile publish nothing and join it), then clears
+    the key and claims; the drain a full batch or the sweeper publishes (``wake(force=True)``)
+    carries ``linger=False`` and does not wait."""
+    import base64
+    import json
+
+    from django.core.cache import cache
+
+    from webhooks import drain as rows
+    from webhooks.tasks import drain
+
+    held_while_lingering = []
+    monkeypatch.setattr(rows, "linger", lambda seconds: held_while_lingering.append(
+        (seconds, cache.get(rows.WAKE_KEY) is not None)))
+    tenant = make_tenant("linger")
+    cache.set(rows.WAKE_KEY, 1, timeout=60)
+    with override_settings(WEBHOOK_DRAIN_LINGER_MS=50):
+        deliver(tenant, "linger", 2)
+        assert drain() == 2  # what the worker runs for a delivery's wake-up
+        assert held_while_lingering == [(0.05, True)] and cache.get(rows.WAKE_KEY) is None
+        assert drain(linger=False) == 0 and len(held_while_lingering) == 1
+        rows_mode.delete("webhooks")
+        assert rows.wake(force=True)
+        cache.delete(rows.WAKE_KEY)
+        assert rows.wake()
+    forced, woken = (json.loads(base64.b64decode(json.loads(raw)["body"])) for raw in rows_mode.lrange("webhooks", 0, -1)[::-1])
+    assert forced[:2] == [[], {"linger": False}] and woken[:2] == [[], {}]
+    with override_settings(WEBHOOK_DRAIN_LINGER_MS=0):
+        drain()
+    assert len(held_while_lingering) == 1  # 0: no linger
+
+
+def test_an_in_process_drain_never_lingers(monkeypatch, db):
+    """``make run``'s embedded mode runs the drain inside the request: it must not sleep there."""
+    from webhooks import drain as rows
+    from webhooks.tasks import drain
+
+    called = []
+    monkeypatch.setattr(rows, "linger", called.append)
+    with override_settings(WEBHOOK_DRAIN_LINGER_MS=50):
+        assert rows.in_process()
+        drain.apply().get()
+    assert called == []

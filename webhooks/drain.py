@@ -59,6 +59,12 @@ def in_process() -> bool:
     return bool(current_app.conf.task_always_eager)
 
 
+def linger(seconds: float) -> None:
+    """How a drain woken by a delivery waits for the rows of the next moment (``tasks.drain``);
+    tests replace it."""
+    time.sleep(seconds)
+
+
 def rows_mode() -> bool:
     return settings.WEBHOOK_QUEUE == "rows"
 
@@ -90,7 +96,8 @@ def wake(force: bool = False) -> bool:
         except Exception as exc:  # the cache is down: wake anyway (a message more, never a row less)
             log.warning("drain wake-up without deduplication: %s", exc.__class__.__name__)
             deduplicated = False
-    published = enqueue(drain)
+    # A forced wake-up (a full batch's follow-up, the sweeper's) has rows waiting: no linger.
+    published = enqueue(drain, linger=False) if force else enqueue(drain)
     if deduplicated and not published:
         try:
             cache.delete(WAKE_KEY)

@@ -40,13 +40,23 @@ def process_webhook(self, log_id: int, tenant_id: str) -> str:
 
 
 @shared_task(name="webhooks.drain", acks_late=True, reject_on_worker_lost=True)
-def drain() -> int:
+def drain(linger: bool = True) -> int:
     """``WEBHOOK_QUEUE=rows``: claim and process one fair batch of stored rows (webhooks/drain.py);
-    another drain follows while batches come back full."""
+    another drain follows while batches come back full.
+
+    A drain woken by a delivery first waits ``WEBHOOK_DRAIN_LINGER_MS`` with the wake-up key still
+    held, so the deliveries of that moment publish nothing and are claimed with it: at a steady
+    rate each drain takes the rows of the linger instead of the one or two since the last drain,
+    and its fixed cost (the reads across tenants, the claim, the transaction, a notice task) is
+    shared by them, for that much more lag. A drain that follows a full batch, or the sweeper's,
+    does not wait (``linger=False``: rows are waiting already), nor does one run in-process."""
     from django.core.cache import cache
 
     from webhooks import drain as rows
 
+    wait = settings.WEBHOOK_DRAIN_LINGER_MS / 1000
+    if linger and wait > 0 and not rows.in_process():
+        rows.linger(wait)
     try:
         cache.delete(rows.WAKE_KEY)  # from now on a new delivery wakes another drain
     except Exception as exc:

@@ -46,6 +46,10 @@ class Contact(TenantOwned):
     notified_at = models.DateTimeField(
         null=True, blank=True, help_text="When the tenant's admins were told about this new contact (once)."
     )
+    notice_due = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Arrived within the tenant's notice window: told in the digest at its end (contacts.tasks).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -60,6 +64,11 @@ class Contact(TenantOwned):
                 fields=["tenant", "stripe_customer_id"], condition=~Q(stripe_customer_id=""),
                 name="contact_unique_stripe_customer",
             ),
+        ]
+        indexes = [
+            # The digest at the end of a tenant's notice window reads only these (contacts.tasks).
+            models.Index(fields=["tenant"], condition=Q(notice_due=True, notified_at__isnull=True),
+                         name="contact_notice_due_idx"),
         ]
 
     def __str__(self):

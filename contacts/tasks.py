@@ -1,12 +1,15 @@
 import logging
+import time
 
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMessage, mailers
 from django.db import OperationalError
 from django.utils import timezone
 
 from contacts.models import Contact
-from engarde.queue import enqueue
+from engarde.queue import enqueue, in_process
 from tenants.context import tenant_context
 from tenants.models import Membership, Tenant
 
@@ -28,19 +31,62 @@ def queue_new_contact_notice(sender, tenant_id: str, contact_ids: list[int], **k
 DIGEST_LISTED = 50
 
 
+WINDOW_KEY = "contacts:notice-window:{tenant_id}"  # held while a notice went out less than a window ago
+DUE_KEY = "contacts:notice-due:{tenant_id}"  # held while the digest at the window's end is queued
+
+
+def _held_back(tenant_id: str, contact_ids: list[int]) -> bool:
+    """True when a notice went out less than ``NEW_CONTACT_NOTICE_SECONDS`` ago: these contacts
+    are marked ``notice_due`` and told in one digest when the window ends (queued once per window),
+    instead of one e-mail per admin per drain batch (a webinar's thousands of registrations,
+    minutes apart, were thousands of e-mails). Otherwise this notice opens a window.
+
+    Race-free by order: a contact is marked before the digest is queued, and the digest clears its
+    key before it reads the marks, so a contact marked while a digest runs is either read by it or
+    queues the next one. In-process mode (``make run``) has no window: it cannot wait."""
+    window = settings.NEW_CONTACT_NOTICE_SECONDS
+    if window <= 0 or in_process():
+        return False
+    now = time.time()
+    if cache.add(WINDOW_KEY.format(tenant_id=tenant_id), now, timeout=window):
+        return False
+    opened = cache.get(WINDOW_KEY.format(tenant_id=tenant_id)) or now
+    with tenant_context(tenant_id):
+        Contact.objects.filter(pk__in=list(contact_ids), notified_at__isnull=True).update(notice_due=True)
+    if cache.add(DUE_KEY.format(tenant_id=tenant_id), 1, timeout=window * 2):
+        countdown = max(0.0, opened + window - now)
+        try:
+            notify_new_contacts.apply_async((tenant_id, None), countdown=countdown)
+        except Exception as exc:  # the broker is down: the next contact queues the digest again
+            cache.delete(DUE_KEY.format(tenant_id=tenant_id))
+            log.warning("could not queue the new-contacts digest of %s: %s", tenant_id, exc.__class__.__name__)
+    return True
+
+
 @shared_task(name="contacts.notify_new_contacts", acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
-def notify_new_contacts(tenant_id: str, contact_ids: list[int]) -> int:
+def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None) -> int:
     """E-mail the tenant's owners and admins (only theirs) that contacts arrived: one message per
     recipient naming the contact, or, for several, one digest listing them. Returns how many
     messages were sent.
+
+    At most one such e-mail per tenant per ``NEW_CONTACT_NOTICE_SECONDS``: contacts that arrive
+    within the window wait for one digest at its end (``_held_back``); that digest is this task
+    with ``contact_ids=None`` (every contact of the tenant marked ``notice_due`` and not told yet),
+    and it opens the next window.
 
     Queued once the transaction (or the drain batch, or the sync run) that created the contacts
     has committed, so a rolled-back handler never notifies. One message per recipient: the
     tenant's admins do not see each other's addresses, and one bad address does not hold up the
     others.
     """
+    if contact_ids is None:
+        cache.delete(DUE_KEY.format(tenant_id=tenant_id))  # before the marks are read: see _held_back
+        cache.set(WINDOW_KEY.format(tenant_id=tenant_id), time.time(), timeout=max(1, settings.NEW_CONTACT_NOTICE_SECONDS))
+    elif _held_back(tenant_id, contact_ids):
+        return 0
     with tenant_context(tenant_id):
+        due = Contact.objects.filter(notice_due=True) if contact_ids is None else Contact.objects.filter(pk__in=list(contact_ids))
         # Claimed once, like healthchecks' report jobs: a redelivered task (acks_late, a worker
         # killed after sending) finds the claims taken and sends nothing again. A worker killed
         # between the claim and the send loses that notice: at most once, never twice. A contact
@@ -50,14 +96,14 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int]) -> int:
         # and the task tries again (autoretry_for). Inside the tenant, another tenant's contact id
         # matches nothing (ORM wall and RLS).
         claimed = list(
-            Contact.objects.select_for_update(no_key=True)
-            .filter(pk__in=list(contact_ids), notified_at__isnull=True)
+            due.select_for_update(no_key=True)
+            .filter(notified_at__isnull=True)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
         if not claimed:
             return 0
-        Contact.objects.filter(pk__in=claimed).update(notified_at=timezone.now())
+        Contact.objects.filter(pk__in=claimed).update(notified_at=timezone.now(), notice_due=False)
         contacts = list(
             Contact.objects.filter(pk__in=claimed)
             .only("first_name", "last_name", "email", "phone", "source")

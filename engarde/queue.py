@@ -12,6 +12,14 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 
 
+def in_process() -> bool:
+    """Tasks run inside the caller (``CELERY_TASK_ALWAYS_EAGER``, the embedded default), not on a
+    worker: Celery's own setting."""
+    from celery import current_app  # the project's app (engarde.celery)
+
+    return bool(current_app.conf.task_always_eager)
+
+
 def enqueue(task, *args, **kwargs) -> bool:
     """Publish now. False (and a log line) when the broker cannot be reached."""
     try:

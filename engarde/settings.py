@@ -312,6 +312,9 @@ WEBHOOK_WAKE_COALESCE_MS = env.int("WEBHOOK_WAKE_COALESCE_MS", default=50)
 # A drain woken by a delivery waits this long before its claim, so the rows of that moment join
 # it (webhooks.tasks.drain): fewer, larger drains at a steady rate, for this much more lag. 0: none.
 WEBHOOK_DRAIN_LINGER_MS = env.int("WEBHOOK_DRAIN_LINGER_MS", default=50)
+# At most one new-contact e-mail per tenant per this many seconds; contacts that arrive meanwhile
+# are told in one digest when the window ends (contacts.tasks). 0: every batch at once.
+NEW_CONTACT_NOTICE_SECONDS = env.int("NEW_CONTACT_NOTICE_SECONDS", default=300)
 # Retention (webhooks.prune_webhooks, daily): bodies and headers of processed rows, and rejected
 # rows whole, are dropped after this many days; 0 keeps them.
 WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=90)

@@ -42,6 +42,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from engarde.queue import enqueue
+from engarde.queue import in_process as queue_in_process
 from tenants.context import operator_context, tenant_context
 from webhooks.models import WebhookLog
 
@@ -53,10 +54,8 @@ CLAIMED = (WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED, WebhookLog.Stat
 
 
 def in_process() -> bool:
-    """Tasks run inside the caller (the embedded default), not on a worker: Celery's own setting."""
-    from celery import current_app  # the project's app (engarde.celery), without importing upwards
-
-    return bool(current_app.conf.task_always_eager)
+    """Tasks run inside the caller (the embedded default), not on a worker (``engarde.queue``)."""
+    return queue_in_process()
 
 
 def linger(seconds: float) -> None:

@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conftest import api_auth
+from tests.test_reliability import redis_db, requires_redis  # noqa: F401  (redis_db: a fixture)
 from integrations.models import TenantIntegration
 from integrations.registry import PROVIDERS
 from tenants.context import tenant_context
@@ -329,6 +330,46 @@ def test_a_rate_window_ends_where_the_clock_says(monkeypatch):
         monkeypatch.setattr(ratelimit, "now", lambda: FROZEN_RATE_CLOCK + 30)  # the next window
         assert ratelimit.over("t", 1) is None
         assert ratelimit.over("t", 0) is None  # 0: no limit
+
+
+@requires_redis
+def test_on_redis_a_rate_window_is_the_same_and_costs_one_round_trip_a_count(monkeypatch, redis_db):
+    """Production's cache (``CACHE_URL=redis://…``): the same windows, counted with one pipelined
+    round trip (SET NX EX, INCR) instead of an ``add`` and an ``incr``; the counter is the cache's
+    own key, which ``cache.get`` reads, and it expires."""
+    import redis
+
+    from django.core.cache import cache
+    from webhooks import ratelimit
+    from webhooks.testing import FROZEN_RATE_CLOCK
+    from tests.test_reliability import REDIS_URL
+
+    trips = {"pipelines": 0, "commands": 0}
+    real_execute, real_command = redis.client.Pipeline.execute, redis.client.Redis.execute_command
+
+    def pipeline_execute(self, *args, **kwargs):
+        trips["pipelines"] += 1
+        return real_execute(self, *args, **kwargs)
+
+    def command(self, *args, **kwargs):
+        trips["commands"] += 1
+        return real_command(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline_execute)
+    redis_cache = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    with override_settings(WEBHOOK_RATE_WINDOW_SECONDS=60, CACHES=redis_cache):
+        freeze_rate_windows(monkeypatch, at=FROZEN_RATE_CLOCK)  # 30 s into a window
+        monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+        assert ratelimit.over("redis-t", 2) is None
+        assert ratelimit.over("redis-t", 2) is None
+        assert ratelimit.over("redis-t", 2) == 30
+        assert trips == {"pipelines": 3, "commands": 0}  # one round trip per count
+        monkeypatch.setattr(redis.client.Redis, "execute_command", real_command)
+        key, _, _ = ratelimit._window("redis-t")
+        assert cache.get(key) == 3
+        assert 0 < redis_db.ttl(cache.make_and_validate_key(key)) <= 65
+        monkeypatch.setattr(ratelimit, "now", lambda: FROZEN_RATE_CLOCK + 30)  # the next window
+        assert ratelimit.over("redis-t", 2) is None
 
 
 def test_a_foreign_host_is_a_400_and_one_warning_line_without_a_traceback(world, client, settings):

@@ -29,6 +29,9 @@ def _window(name: str) -> tuple[str, int, int]:
 def count(name: str) -> tuple[int, int]:
     """Count one more for ``name`` in this window: (the count so far, seconds the window has left)."""
     key, window, remaining = _window(name)
+    counted = _count_on_redis(key, window + 5)
+    if counted is not None:
+        return counted, remaining
     cache.add(key, 0, timeout=window + 5)
     try:
         counted = cache.incr(key)
@@ -44,3 +47,27 @@ def over(name: str, limit: int) -> int | None:
         return None
     counted, remaining = count(name)
     return remaining if counted > limit else None
+
+
+def _count_on_redis(key: str, timeout: int) -> int | None:
+    """On Django's Redis cache (``CACHE_URL=redis://…``, production), the ``add`` and ``incr``
+    above in one round trip instead of two: ``SET key 0 EX timeout NX`` and ``INCR key`` pipelined
+    (not a transaction: each is atomic, and the order is kept). The key is the cache's own (prefix,
+    version), and Django's Redis cache stores integers as they are, so ``cache.get`` reads the same
+    counter. ``None`` on any other cache, and should the backend's client not be reachable as
+    expected (a Django release that moved it): the portable way above."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    try:
+        made = backend.make_and_validate_key(key)
+        client = backend._cache.get_client(made, write=True)
+    except AttributeError:
+        return None
+    pipeline = client.pipeline(transaction=False)
+    pipeline.set(made, 0, ex=timeout, nx=True)
+    pipeline.incr(made)
+    return int(pipeline.execute()[1])

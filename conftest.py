@@ -128,10 +128,20 @@ def _end_other_sessions() -> None:
         return
     import warnings
 
+    import time
+
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     with owner.cursor() as cursor:
+        # A connection closed just before (``close_all`` above, a stopped subprocess's) has sent
+        # its Terminate, but its backend may still be listed for a moment, idle after its last
+        # COMMIT: give those up to two seconds to go, so that what is named below is a real leak.
+        for _ in range(20):
+            cursor.execute(f"SELECT count(*) {others}")
+            if not cursor.fetchone()[0]:
+                break
+            time.sleep(0.1)
         cursor.execute(
-            "SELECT pid, usename, application_name, state, left(query, 120), pg_terminate_backend(pid) "
-            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            f"SELECT pid, usename, application_name, state, left(query, 120), pg_terminate_backend(pid) {others}"
         )
         ended = cursor.fetchall()
     owner.close()

@@ -126,9 +126,8 @@ def _end_other_sessions() -> None:
     owner = connections["owner"] if "owner" in settings.DATABASES else connections[DEFAULT_DB_ALIAS]
     if owner.vendor != "postgresql":
         return
-    import warnings
-
     import time
+    import warnings
 
     others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     with owner.cursor() as cursor:

@@ -35,6 +35,11 @@ WINDOW_KEY = "contacts:notice-window:{tenant_id}"  # held while a notice went ou
 DUE_KEY = "contacts:notice-due:{tenant_id}"  # held while the digest at the window's end is queued
 
 
+def _keys(tenant_id: str) -> tuple[str, str]:
+    """The tenant's window and digest keys."""
+    return WINDOW_KEY.format(tenant_id=tenant_id), DUE_KEY.format(tenant_id=tenant_id)
+
+
 def _held_back(tenant_id: str, contact_ids: list[int]) -> bool:
     """True when a notice went out less than ``NEW_CONTACT_NOTICE_SECONDS`` ago: these contacts
     are marked ``notice_due`` and told in one digest when the window ends (queued once per window),
@@ -47,18 +52,18 @@ def _held_back(tenant_id: str, contact_ids: list[int]) -> bool:
     window = settings.NEW_CONTACT_NOTICE_SECONDS
     if window <= 0 or in_process():
         return False
-    now = time.time()
-    if cache.add(WINDOW_KEY.format(tenant_id=tenant_id), now, timeout=window):
+    now, (window_key, due_key) = time.time(), _keys(tenant_id)
+    if cache.add(window_key, now, timeout=window):
         return False
-    opened = cache.get(WINDOW_KEY.format(tenant_id=tenant_id)) or now
+    opened = cache.get(window_key) or now
     with tenant_context(tenant_id):
         Contact.objects.filter(pk__in=list(contact_ids), notified_at__isnull=True).update(notice_due=True)
-    if cache.add(DUE_KEY.format(tenant_id=tenant_id), 1, timeout=window * 2):
+    if cache.add(due_key, 1, timeout=window * 2):
         countdown = max(0.0, opened + window - now)
         try:
             notify_new_contacts.apply_async((tenant_id, None), countdown=countdown)
         except Exception as exc:  # the broker is down: the next contact queues the digest again
-            cache.delete(DUE_KEY.format(tenant_id=tenant_id))
+            cache.delete(due_key)
             log.warning("could not queue the new-contacts digest of %s: %s", tenant_id, exc.__class__.__name__)
     return True
 
@@ -81,8 +86,9 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None) -> int:
     others.
     """
     if contact_ids is None:
-        cache.delete(DUE_KEY.format(tenant_id=tenant_id))  # before the marks are read: see _held_back
-        cache.set(WINDOW_KEY.format(tenant_id=tenant_id), time.time(), timeout=max(1, settings.NEW_CONTACT_NOTICE_SECONDS))
+        window_key, due_key = _keys(tenant_id)
+        cache.delete(due_key)  # before the marks are read: see _held_back
+        cache.set(window_key, time.time(), timeout=max(1, settings.NEW_CONTACT_NOTICE_SECONDS))
     elif _held_back(tenant_id, contact_ids):
         return 0
     with tenant_context(tenant_id):

@@ -41,8 +41,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from engarde.queue import enqueue
-from engarde.queue import in_process as queue_in_process
+from engarde.queue import enqueue, in_process  # in_process: tasks run in the caller (the embedded default)
 from tenants.context import operator_context, tenant_context
 from webhooks.models import WebhookLog
 
@@ -51,11 +50,6 @@ log = logging.getLogger(__name__)
 WAKE_KEY = "webhooks:drain:wake"
 #: What a drain may take: a new row, or one whose claim's lease ran out.
 CLAIMED = (WebhookLog.Status.RECEIVED, WebhookLog.Status.FAILED, WebhookLog.Status.PROCESSING)
-
-
-def in_process() -> bool:
-    """Tasks run inside the caller (the embedded default), not on a worker (``engarde.queue``)."""
-    return queue_in_process()
 
 
 def linger(seconds: float) -> None:

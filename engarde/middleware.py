@@ -31,7 +31,8 @@ def unstorable_part(request) -> str | None:
     """Which part of the request holds a NUL (``"path"``, ``"query"``, ``"header"``), or None."""
     if NUL in request.path_info:
         return "path"
-    if any(NUL in str(value) for name, value in request.META.items() if name.startswith("HTTP_")):
+    # One scan of the headers' text joined (every request passes here: cheaper than one per header).
+    if NUL in "".join([str(value) for name, value in request.META.items() if name.startswith("HTTP_")]):
         return "header"
     if _query_has_nul(request.GET):
         return "query"

@@ -202,6 +202,23 @@ def test_a_cached_delivery_is_stored_by_one_statement_processed_and_counted(post
     assert DELIVERIES.labels("stripe", "received", "")._value.get() == before + 1
 
 
+def test_the_statements_parameters_are_bound_apart_and_stored_exactly(poster, stripe):
+    """The store statement binds its parameters server side (the body as binary bytea, the
+    headers as text cast to jsonb): what arrives is what is stored, byte for byte, whatever the
+    text holds: quotes, backslashes, a dollar sign, non-ASCII, something like SQL."""
+    acme = stripe.acme
+    poster.warm(acme)
+    tricky = "Zoë's \\ \"gala\" $1 €; DROP TABLE webhooks_webhooklog; --" + "x" * 20_000
+    body = event("evt_fast_bytes", description=tricky)
+    response = poster.post(acme, body, HTTP_X_NOTE="O'Brien $2 \\ ünïcode")
+    assert response.status_code == 200 and poster.served_fast
+    (row,) = rows(acme, event_id="evt_fast_bytes")
+    assert bytes(row.body) == body
+    assert json.loads(bytes(row.body))["data"]["object"]["description"] == tricky
+    assert row.headers["X-Note"] == "O'Brien $2 \\ ünïcode"
+    assert row.event_type == "payment_intent.succeeded"
+
+
 def test_a_duplicate_is_counted_on_the_first_row_and_processed_once(poster, stripe):
     acme = stripe.acme
     poster.warm(acme)

@@ -5,6 +5,7 @@ once, ``dead`` at once) is in test_processing.py; each provider's fuzz cases in 
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal
+import json
 
 import pytest
 from pydantic import ValidationError
@@ -180,3 +181,21 @@ def test_the_provider_turns_a_schema_error_into_malformed():
     data = provider.validate("purchase.created", {"purchase": {"id": 7, "total_amount": "45.00", "currency": "usd"}})
     assert (data.purchase.id, data.purchase.total_amount, data.purchase.currency) == ("7", Decimal("45.00"), "USD")
     assert provider.validate("no.such.type", {"anything": 1}) is None  # no schema, nothing to check
+
+
+def test_the_parser_refuses_json_nested_deeper_than_the_limit_and_only_that():
+    from integrations.providers.base import MAX_JSON_DEPTH, load_json
+
+    def nested(depth: int) -> bytes:
+        return b"[" * depth + b"1" + b"]" * depth
+
+    assert load_json(nested(MAX_JSON_DEPTH)) is not None
+    with pytest.raises(ValueError, match="nested deeper"):
+        load_json(nested(MAX_JSON_DEPTH + 1))
+    with pytest.raises(ValueError, match="nested deeper"):
+        load_json(b'{"a": [' + b'{"b": ' * MAX_JSON_DEPTH + b"1" + b"}" * MAX_JSON_DEPTH + b"]}")
+    # Many brackets, shallow: a long list of objects, and brackets inside strings, are fine.
+    wide = json.dumps({"items": [{"n": i, "tags": ["a", "b"]} for i in range(500)]}).encode()
+    assert len(load_json(wide)["items"]) == 500
+    assert load_json(json.dumps({"text": "[[[{{{" * 100}).encode())["text"].startswith("[[[")
+    assert load_json(nested(MAX_JSON_DEPTH).decode()) is not None  # text as well as bytes

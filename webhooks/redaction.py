@@ -12,6 +12,7 @@ stored before a change of secret or by an older version shows no secret either.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterable, Mapping
 
 REDACTED = "[redacted]"
@@ -31,7 +32,11 @@ def _usable(secrets: Iterable[str]) -> list[str]:
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    for secret in _usable(secrets):
+    return _replaced(text, _usable(secrets))
+
+
+def _replaced(text: str, usable: list[str]) -> str:
+    for secret in usable:
         text = text.replace(secret, REDACTED)
     return text
 
@@ -45,6 +50,13 @@ def redact_bytes(body: bytes, secrets: Iterable[str]) -> bytes:
 
 
 def is_secret_header(name: str, provider_headers: Iterable[str] = ()) -> bool:
+    return _is_secret_header(name, tuple(provider_headers))
+
+
+@lru_cache(maxsize=4096)
+def _is_secret_header(name: str, provider_headers: tuple[str, ...]) -> bool:
+    """Kept per process: a receiver sees the same few header names again and again (bounded, as a
+    sender may make up names)."""
     lower = name.lower()
     return (lower in GENERIC_SECRET_HEADERS or lower in {h.lower() for h in provider_headers}
             or bool(SECRET_NAME.search(name)))
@@ -56,7 +68,7 @@ def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = (),
     inside the others. ``provider_headers``: the provider's ``secret_headers``."""
     secrets, provider_headers = _usable(secrets), tuple(provider_headers)
     return {
-        name: REDACTED if is_secret_header(name, provider_headers) else redact_text(str(value), secrets)
+        name: REDACTED if _is_secret_header(name, provider_headers) else _replaced(str(value), secrets)
         for name, value in headers.items()
     }
 

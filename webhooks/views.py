@@ -14,14 +14,15 @@ unusual case.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 import uuid
-from functools import wraps
+from functools import lru_cache, wraps
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 import engarde.metrics as metrics
 from drf_spectacular.utils import extend_schema
@@ -50,15 +51,16 @@ ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain", "")
 ACCEPTED_MEDIA_TYPES = [t for t in ACCEPTED_CONTENT_TYPES if t]
 
 
-def _json(status_code: int, body: dict, **headers) -> JsonResponse:
-    response = JsonResponse(body, status=status_code)
+def _json(status_code: int, body: dict, **headers) -> HttpResponse:
+    # JsonResponse's bytes, without its encoder class: the receiver's answers hold plain strings.
+    response = HttpResponse(json.dumps(body), status=status_code, content_type="application/json")
     response.delivery_status = body.get("status") or "handshake"  # for engarde_webhook_deliveries_total
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
 
 
-def _not_found(reason: str, **context) -> JsonResponse:
+def _not_found(reason: str, **context) -> HttpResponse:
     log.info("webhook 404: %s %s", reason, context)
     return _json(404, {"status": "not_found"})
 
@@ -78,9 +80,16 @@ def client_ip(request) -> str | None:
         address = request.META[header].split(",")[-1].strip()
     else:
         address = request.META.get("REMOTE_ADDR") or ""
+    return _normalized_address(address)
+
+
+@lru_cache(maxsize=4096)
+def _normalized_address(address: str) -> str | None:
+    """The address in its canonical text, or None when it is not one (a misconfigured proxy):
+    stored as unknown, never a 500. Senders come from few addresses: kept per process."""
     try:
         return str(ipaddress.ip_address(address))
-    except ValueError:  # not an address (a misconfigured proxy): stored as unknown, never a 500
+    except ValueError:
         return None
 
 

@@ -158,6 +158,13 @@ class WakeCoalescer:
             # else no thread to run a trailing wake-up (it could not start): wake now, as with no window
         return self._wake()
 
+    def trailing_due(self) -> bool:
+        """A trailing wake-up is due: a request now would only note what is noted. Read without the
+        lock: the thread clears it only to run that wake-up, after this delivery's row committed. Not
+        when the thread is gone (``request`` starts it again)."""
+        thread = self._thread
+        return self._due is not None and thread is not None and thread.is_alive()
+
     def flush(self, now: float | None = None) -> bool:
         """The trailing wake-up, if one is due by ``now``: True when ``wake()`` ran."""
         now = self._clock() if now is None else now
@@ -224,7 +231,12 @@ _coalescer = WakeCoalescer(wake=_trailing_wake, window=lambda: settings.WEBHOOK_
 
 def request_wake() -> bool:
     """A delivery's wake-up (``hand_off``): ``wake()``, at most once per ``WEBHOOK_WAKE_COALESCE_MS``
-    in this process, and in-process mode (tasks run here, nothing to deduplicate) at once."""
+    in this process, and in-process mode (tasks run here, nothing to deduplicate) at once.
+
+    Most deliveries of a busy moment find the window's trailing wake-up already due: they return
+    at once (in-process mode never leaves one due, ``discard`` clears it between tests)."""
+    if _coalescer.trailing_due():
+        return False
     if in_process():
         return wake()
     return _coalescer.request()

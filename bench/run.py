@@ -836,16 +836,18 @@ def summary(rounds: dict[str, list[dict]], e2e: dict) -> None:
     print(f"summary (load average at the start {LOAD_BEFORE}; {os.cpu_count()} cores):")
     rows = []
     minimal_rps = bare_rps = None
+    if rounds.get("minimal"):
+        minimal_rps = median_round(rounds["minimal"])["rps"]
+    if rounds.get("bare"):
+        bare_rps = median_round(rounds["bare"])["rps"]
     if {"full", "minimal"} <= set(rounds):
         full, minimal = median_round(rounds["full"]), median_round(rounds["minimal"])
-        minimal_rps = minimal["rps"]
         rows.append((f"ingest, {WORKERS} gunicorn workers, {CONNECTIONS} connections",
                      f"{full['rps']:.0f} req/s = {full['rps'] / minimal['rps']:.2f}x minimal ({minimal['rps']:.0f}), "
                      f"p99 {full['p99_us'] / 1000:.0f} ms vs {minimal['p99_us'] / 1000:.0f} ms",
                      ">= 0.8x, p99 within 2x the minimal's"))
         if rounds.get("bare"):
             bare = median_round(rounds["bare"])
-            bare_rps = bare["rps"]
             rows.append(("  beside the bare WSGI receiver (no Django)",
                          f"{full['rps'] / bare['rps']:.2f}x bare ({bare['rps']:.0f}), p99 {full['p99_us'] / 1000:.0f} ms "
                          f"vs {bare['p99_us'] / 1000:.0f} ms", ""))

@@ -74,3 +74,22 @@ def test_the_https_defaults_can_be_overridden():
     # Not behind a proxy, and in development: nothing is forced.
     assert started(production_env())["redirect"] is False
     assert started(production_env(DEBUG="true", BEHIND_HTTPS_PROXY="true"))["hsts"] == 0
+
+
+def test_postgresql_binds_parameters_server_side_unless_turned_off():
+    """``DB_SERVER_SIDE_BINDING`` (README, Configuration): on by default for PostgreSQL, Django's own
+    option; ``false`` goes back to client-side binding; SQLite has no such option."""
+    code = ("import json, django; django.setup(); from django.conf import settings as s; "
+            "print(json.dumps(s.DATABASES['default'].get('OPTIONS', {}).get('server_side_binding')))")
+    postgres = production_env(DATABASE_URL="postgres://app:pw@127.0.0.1:5432/engarde", MIGRATE_DATABASE_URL=None,
+                              OPERATOR_DATABASE_URL=None)
+
+    def binding(env):
+        result = run(["-c", code], env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert binding(postgres) is True
+    assert binding({**postgres, "DB_SERVER_SIDE_BINDING": "false"}) is None
+    assert binding(production_env(DATABASE_URL="sqlite:////tmp/engarde-binding-check.sqlite3", MIGRATE_DATABASE_URL=None,
+                                  OPERATOR_DATABASE_URL=None)) is None

@@ -87,8 +87,16 @@ class CountingProxy:
             return {"round_trips": trips, "messages": messages, "connections": self.connections}
 
     def close(self) -> None:
+        """Stop, and end every forwarded connection: a socket another thread is blocked reading is
+        not released by ``close()`` alone (the backend behind it would stay connected, idle), so each
+        is shut down first, which wakes that thread and tells PostgreSQL the client is gone."""
         self.closed = True
         for sock in [self.listener, *self.sockets]:
+            try:
+                if sock is not self.listener:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 sock.close()
             except OSError:

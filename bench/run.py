@@ -53,7 +53,7 @@ worker stopped, the database dropped, Redis db 12 flushed; the logs of the last 
 
 Only 127.0.0.1 is ever targeted. Settings (environment): ``BENCH_DURATION`` (20),
 ``BENCH_WARMUP`` (3), ``BENCH_CONNECTIONS`` (32), ``BENCH_THREADS`` (2), ``BENCH_WORKERS`` (4),
-``BENCH_EVENTS`` (60000), ``BENCH_ROUNDS`` (1: minimal, bare, then full; more rounds alternate and the
+``BENCH_EVENTS`` (100000), ``BENCH_ROUNDS`` (1: minimal, bare, then full; more rounds alternate and the
 median round is reported, for a machine that other work shares), ``BENCH_ONLY`` (full, minimal
 or bare), ``BENCH_KEEP_DB`` (1 keeps the database), ``BENCH_OWNER_URL``, ``BENCH_DATABASE_URL``,
 ``BENCH_OPERATOR_URL``, ``BENCH_REDIS_URL``, ``BENCH_EXTRA_ENV`` (``NAME=value,...`` for the full
@@ -97,7 +97,7 @@ WARMUP = int(os.environ.get("BENCH_WARMUP", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
-EVENTS = int(os.environ.get("BENCH_EVENTS", "60000"))
+EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 ONLY = os.environ.get("BENCH_ONLY", "")
 KEEP_DB = os.environ.get("BENCH_KEEP_DB", "") == "1"
 OWNER_URL = os.environ.get("BENCH_OWNER_URL", "postgres://postgres@127.0.0.1:5432/engarde_bench")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from conftest import requires_postgres
@@ -419,3 +420,28 @@ def test_create_is_plain_outside_rows_written_together(stripe):
     with tenant_context(stripe.acme):
         contact = deferred.create(Contact, email="plain@example.com", source="manual")  # no block: written now
         assert Contact.objects.filter(pk=contact.pk).exists()
+
+
+def test_a_tenant_waiting_alone_is_claimed_in_one_claim_and_two_share_the_batch(stripe, client):
+    """Shares of ``WEBHOOK_DRAIN_PER_TENANT`` keep a flood from crowding out the tenants behind it;
+    a tenant with nobody behind it takes the rest of the batch in one claim, not one per share."""
+    store(client, stripe.acme, "alone", 7)
+
+    def claims(queries) -> int:
+        return sum(1 for q in queries.captured_queries if "SKIP LOCKED" in q["sql"])
+
+    with override_settings(WEBHOOK_DRAIN_PER_TENANT=2, WEBHOOK_DRAIN_BATCH=10), \
+            CaptureQueriesContext(connection) as queries:
+        assert drain_once() == (7, False)
+    assert claims(queries) == 1
+    assert set(states(stripe.acme).values()) == {("processed", 1)}
+
+    store(client, stripe.acme, "pair", 6)
+    store(client, stripe.globex, "pair", 6)
+    with override_settings(WEBHOOK_DRAIN_PER_TENANT=2, WEBHOOK_DRAIN_BATCH=8), \
+            CaptureQueriesContext(connection) as queries:
+        assert drain_once() == (8, True)
+    # Two rounds of a share each (2 + 2 per tenant), both tenants still full: four claims, 4 rows each.
+    assert claims(queries) == 4
+    done = [sum(status == "processed" for status, _ in states(tenant).values()) for tenant in (stripe.acme, stripe.globex)]
+    assert done == [7 + 4, 4]

@@ -303,11 +303,13 @@ def drain_once() -> tuple[int, bool]:
     more = len(tenants) > batch // per_tenant
     active = tenants[: batch // per_tenant]
     # Rounds of one share per tenant: a tenant alone may fill the batch, a flood never crowds out
-    # the tenants behind it (each of them gets its share in the first round).
+    # the tenants behind it (each of them gets its share in the first round). A round with one
+    # tenant left (the only one waiting, or the others had no more) claims the rest of the batch
+    # at once: one claim instead of one per share, and nobody else is owed a share.
     while active and len(claimed) < batch:
         full = []
         for tenant_id in active:
-            take = min(per_tenant, batch - len(claimed))
+            take = batch - len(claimed) if len(active) == 1 else min(per_tenant, batch - len(claimed))
             if take <= 0:
                 full.append(tenant_id)
                 continue

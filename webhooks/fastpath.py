@@ -167,8 +167,9 @@ def _bound_cursor(connection):
     beside the statement, the body as binary ``bytea``, instead of being quoted into its text
     (Django's default client-side binding). Unnamed statements, nothing prepared: safe behind
     pgbouncer in transaction mode. ``DB_SERVER_SIDE_BINDING`` (on by default) does the same for
-    every query; this statement binds server side either way. 12 % fewer instructions per delivery in the web process than
-    client-side binding (callgrind, the in-process count in README "Issue 11's figures")."""
+    every query; this statement binds server side either way. About 7 % fewer instructions per
+    delivery in the web process than client-side binding (callgrind, in-process; README, "Issue
+    11's figures in one run")."""
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     connection.ensure_connection()

@@ -23,8 +23,26 @@ def _one_line(value: str, limit: int = 200) -> str:
 
 
 def queue_new_contact_notice(sender, tenant_id: str, contact_ids: list[int], **kwargs) -> None:
-    """``contacts_created`` receiver: one task for the announced contacts, whatever their number."""
-    enqueue(notify_new_contacts, tenant_id, list(contact_ids))
+    """``contacts_created`` receiver (once what created them has committed): one notice for the
+    announced contacts, whatever their number.
+
+    Within the tenant's open window (``_held_back``) the contacts are marked here and no task is
+    queued: in a burst every drain batch announced its contacts, and a task per batch, only to mark
+    them, cost the worker more than the marks (a publish, and a task's run). Otherwise this call
+    opened the window and one task sends the notice, told so (``window_opened``). Should the cache
+    or the database fail here, the task decides, with its retries, as it always did."""
+    ids = list(contact_ids)
+    try:
+        if _held_back(tenant_id, ids):
+            return
+    except Exception as exc:
+        log.warning("new-contact notice of tenant %s left to its task: %s", tenant_id, exc.__class__.__name__)
+        enqueue(notify_new_contacts, tenant_id, ids)
+        return
+    if not enqueue(notify_new_contacts, tenant_id, ids, window_opened=True):
+        # The broker is down and the window open: marked, the next contact's digest tells them too.
+        with tenant_context(tenant_id):
+            Contact.objects.filter(pk__in=ids, notified_at__isnull=True).update(notice_due=True)
 
 
 #: A digest lists at most this many contacts; the rest are counted ("… and 1,234 more").
@@ -70,7 +88,7 @@ def _held_back(tenant_id: str, contact_ids: list[int]) -> bool:
 
 @shared_task(name="contacts.notify_new_contacts", acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
-def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None) -> int:
+def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None, window_opened: bool = False) -> int:
     """E-mail the tenant's owners and admins (only theirs) that contacts arrived: one message per
     recipient naming the contact, or, for several, one digest listing them. Returns how many
     messages were sent.
@@ -78,7 +96,8 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None) -> int:
     At most one such e-mail per tenant per ``NEW_CONTACT_NOTICE_SECONDS``: contacts that arrive
     within the window wait for one digest at its end (``_held_back``); that digest is this task
     with ``contact_ids=None`` (every contact of the tenant marked ``notice_due`` and not told yet),
-    and it opens the next window.
+    and it opens the next window. ``window_opened``: the caller (``queue_new_contact_notice``)
+    already opened the window for these contacts, so they go now.
 
     Queued once the transaction (or the drain batch, or the sync run) that created the contacts
     has committed, so a rolled-back handler never notifies. One message per recipient: the
@@ -89,7 +108,7 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None) -> int:
         window_key, due_key = _keys(tenant_id)
         cache.delete(due_key)  # before the marks are read: see _held_back
         cache.set(window_key, time.time(), timeout=max(1, settings.NEW_CONTACT_NOTICE_SECONDS))
-    elif _held_back(tenant_id, contact_ids):
+    elif not window_opened and _held_back(tenant_id, contact_ids):
         return 0
     with tenant_context(tenant_id):
         due = Contact.objects.filter(notice_due=True) if contact_ids is None else Contact.objects.filter(pk__in=list(contact_ids))

@@ -5,8 +5,8 @@ function of ``minimal_receiver`` (the same work without Django's request cycle).
 The view does what ``minimal_receiver`` does and nothing else: check the ``Stripe-Signature``
 (HMAC-SHA256 over ``"<t>.<body>"``, constant time, any ``v1`` may match, 300 s tolerance: the same
 ``verified``), parse the JSON, store the raw event before answering (``INSERT ... ON CONFLICT
-(event_id) DO NOTHING`` through Django's connection, kept for ``CONN_MAX_AGE`` like the full
-app's), answer 200. Django is configured here, in code: no installed apps, no middleware, one URL.
+(event_id) DO NOTHING`` through Django's connection, kept for ``CONN_MAX_AGE`` and binding its
+parameters server side like the full app's), answer 200. Django is configured here, in code: no installed apps, no middleware, one URL.
 
 Environment: ``MINIMAL_DATABASE_URL`` (a ``postgres://`` URL), ``MINIMAL_SIGNING_SECRET``. Served
 as ``minimal_django:application`` from this folder (``--chdir bench``), as ``make bench`` does.
@@ -35,6 +35,8 @@ settings.configure(
         "ENGINE": "django.db.backends.postgresql", "NAME": _url.path.lstrip("/"),
         "USER": unquote(_url.username or ""), "PASSWORD": unquote(_url.password or ""),
         "HOST": _url.hostname or "", "PORT": str(_url.port or 5432), "CONN_MAX_AGE": 60,
+        # As the full app binds (DB_SERVER_SIDE_BINDING, on by default): the same database work.
+        "OPTIONS": {"server_side_binding": True},
     }},
 )
 django.setup()

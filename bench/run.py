@@ -794,7 +794,7 @@ def report_e2e(e2e: dict) -> None:
     if rt := e2e.get("roundtrips"):
         print()
         print(f"round trips to PostgreSQL (Sync + simple Query messages, bench/pgcount.py), {rt['deliveries']} deliveries:")
-        print(f"  minimal receiver {rt['minimal']:.2f} per delivery; full receiver {rt.get('full', float('nan')):.2f} "
+        print(f"  bare receiver {rt['minimal']:.2f} per delivery; full receiver {rt.get('full', float('nan')):.2f} "
               f"per delivery; worker {rt.get('worker', float('nan')):.2f} per event"
               + ("" if rt.get("worker_complete", True) else " (NOT all processed in time: a lower bound)"))
         print(f"  messages, web: {rt.get('web_messages')}; worker: {rt.get('worker_messages')}")
@@ -872,7 +872,7 @@ def summary(rounds: dict[str, list[dict]], e2e: dict) -> None:
                      f"(whole PostgreSQL server {_s(burst['cluster_cpu_ms'])} ms)",
                      "worker <= 2.5 ms"))
     if rt := e2e.get("roundtrips"):
-        rows.append(("PostgreSQL round trips: web per delivery (minimal) / worker per event",
+        rows.append(("PostgreSQL round trips: web per delivery (bare receiver) / worker per event",
                      f"{rt.get('full', float('nan')):.1f} ({rt['minimal']:.1f}) / {rt.get('worker', float('nan')):.1f}", ""))
     width = max((len(r[0]) for r in rows), default=10)
     for name, value, goal in rows:

@@ -23,30 +23,14 @@ def _one_line(value: str, limit: int = 200) -> str:
 
 
 def queue_new_contact_notice(sender, tenant_id: str, contact_ids: list[int], **kwargs) -> None:
-    """``contacts_created`` receiver (once what created them has committed): one notice for the
-    announced contacts, whatever their number.
-
-    Within the tenant's open window (``_held_back``) the contacts are marked here and no task is
-    queued: in a burst every drain batch announced its contacts, and a task per batch, only to mark
-    them, cost the worker more than the marks (a publish, and a task's run). Otherwise this call
-    opened the window and one task sends the notice, told so (``window_opened``). Should the cache
-    or the database fail here, the task decides, with its retries, as it always did."""
-    ids = list(contact_ids)
-    try:
-        if _held_back(tenant_id, ids):
-            return
-    except Exception as exc:
-        log.warning("new-contact notice of tenant %s left to its task: %s", tenant_id, exc.__class__.__name__)
-        enqueue(notify_new_contacts, tenant_id, ids)
-        return
-    if not enqueue(notify_new_contacts, tenant_id, ids, window_opened=True):
-        # The broker is down and the window open: marked, the next contact's digest tells them too.
-        with tenant_context(tenant_id):
-            Contact.objects.filter(pk__in=ids, notified_at__isnull=True).update(notice_due=True)
+    """``contacts_created`` receiver: one task for the announced contacts, whatever their number."""
+    enqueue(notify_new_contacts, tenant_id, list(contact_ids))
 
 
 #: A digest lists at most this many contacts; the rest are counted ("… and 1,234 more").
 DIGEST_LISTED = 50
+#: Claimed contacts are marked this many at a time.
+CLAIM_SLICE = 10_000
 
 
 WINDOW_KEY = "contacts:notice-window:{tenant_id}"  # held while a notice went out less than a window ago
@@ -88,7 +72,7 @@ def _held_back(tenant_id: str, contact_ids: list[int]) -> bool:
 
 @shared_task(name="contacts.notify_new_contacts", acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
-def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None, window_opened: bool = False) -> int:
+def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None) -> int:
     """E-mail the tenant's owners and admins (only theirs) that contacts arrived: one message per
     recipient naming the contact, or, for several, one digest listing them. Returns how many
     messages were sent.
@@ -96,8 +80,7 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None, window_op
     At most one such e-mail per tenant per ``NEW_CONTACT_NOTICE_SECONDS``: contacts that arrive
     within the window wait for one digest at its end (``_held_back``); that digest is this task
     with ``contact_ids=None`` (every contact of the tenant marked ``notice_due`` and not told yet),
-    and it opens the next window. ``window_opened``: the caller (``queue_new_contact_notice``)
-    already opened the window for these contacts, so they go now.
+    and it opens the next window.
 
     Queued once the transaction (or the drain batch, or the sync run) that created the contacts
     has committed, so a rolled-back handler never notifies. One message per recipient: the
@@ -108,7 +91,7 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None, window_op
         window_key, due_key = _keys(tenant_id)
         cache.delete(due_key)  # before the marks are read: see _held_back
         cache.set(window_key, time.time(), timeout=max(1, settings.NEW_CONTACT_NOTICE_SECONDS))
-    elif not window_opened and _held_back(tenant_id, contact_ids):
+    elif _held_back(tenant_id, contact_ids):
         return 0
     with tenant_context(tenant_id):
         due = Contact.objects.filter(notice_due=True) if contact_ids is None else Contact.objects.filter(pk__in=list(contact_ids))
@@ -128,11 +111,17 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None, window_op
         )
         if not claimed:
             return 0
-        Contact.objects.filter(pk__in=claimed).update(notified_at=timezone.now(), notice_due=False)
+        # In slices: a window's digest may claim more contacts than one statement may carry
+        # parameters (65,535 with server-side binding, DB_SERVER_SIDE_BINDING).
+        now, sources = timezone.now(), set()
+        for start in range(0, len(claimed), CLAIM_SLICE):
+            part = Contact.objects.filter(pk__in=claimed[start:start + CLAIM_SLICE])
+            part.update(notified_at=now, notice_due=False)
+            sources.update(part.values_list("source", flat=True).distinct())
         contacts = list(
-            Contact.objects.filter(pk__in=claimed)
+            Contact.objects.filter(pk__in=claimed[:DIGEST_LISTED])
             .only("first_name", "last_name", "email", "phone", "source")
-            .order_by("pk")[:DIGEST_LISTED]
+            .order_by("pk")
         )
         recipients = sorted(
             {
@@ -143,7 +132,7 @@ def notify_new_contacts(tenant_id: str, contact_ids: list[int] | None, window_op
                 if m.user.email
             }
         )
-        sources = sorted(set(Contact.objects.filter(pk__in=claimed).values_list("source", flat=True)))
+        sources = sorted(sources)
         tenant_name = Tenant.objects.values_list("name", flat=True).get(pk=tenant_id)
     if not recipients:
         return 0

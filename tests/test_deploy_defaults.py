@@ -21,7 +21,7 @@ PRINT_SETTINGS = (
 
 def production_env(**extra) -> dict:
     drop = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "BEHIND_HTTPS_PROXY", "SECURE_SSL_REDIRECT",
-            "SECURE_HSTS_SECONDS", "SECURE_PROXY_SSL_HEADER")
+            "SECURE_HSTS_SECONDS", "SECURE_PROXY_SSL_HEADER", "DB_SERVER_SIDE_BINDING")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(
         DJANGO_SETTINGS_MODULE="engarde.settings", DEBUG="false", SECRET_KEY=settings.SECRET_KEY,

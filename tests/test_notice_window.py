@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from conftest import make_user, requires_postgres
 from contacts.models import Contact
-from contacts.tasks import DUE_KEY, WINDOW_KEY, notify_new_contacts, queue_new_contact_notice
+from contacts.tasks import DUE_KEY, WINDOW_KEY, notify_new_contacts
 from tenants.context import tenant_context
 from tenants.models import Membership, Tenant
 from tests.test_reliability import REDIS_URL, celery_broker, redis_db, requires_redis
@@ -123,40 +123,24 @@ def test_a_digest_that_cannot_be_queued_is_queued_by_the_next_contact(redis_db, 
 
 
 @pytest.mark.django_db
-def test_an_announcement_within_the_window_marks_its_contacts_and_queues_no_task(redis_db, mailoutbox):
-    """What a drain batch's announcement does (the ``contacts_created`` receiver): the first opens
-    the window and queues one task that sends at once; later ones, inside the window, only mark
-    their contacts (the digest queued once), with no task each."""
-    tenant = tenant_with_owner("announce")
+def test_a_digest_marks_its_contacts_in_slices_and_tells_every_one(redis_db, mailoutbox, monkeypatch):
+    """A window may gather more contacts than one statement may carry parameters: the digest marks
+    them a slice at a time (``CLAIM_SLICE``, here 2) and still counts, lists and sources them all."""
+    import contacts.tasks as tasks
+
+    monkeypatch.setattr(tasks, "CLAIM_SLICE", 2)
+    tenant = tenant_with_owner("slices")
     tid = str(tenant.pk)
     with override_settings(NEW_CONTACT_NOTICE_SECONDS=300), celery_broker(REDIS_URL):
-        first = contacts(tenant, "ann")
-        queue_new_contact_notice(None, tenant_id=tid, contact_ids=first)
-        assert [m["args"] for m in queued(redis_db)] == [[tid, first]]
-        assert notify_new_contacts(tid, first, window_opened=True) == 1  # the worker runs it: sent now
-        queue_new_contact_notice(None, tenant_id=tid, contact_ids=contacts(tenant, "bea", "cal"))
-        queue_new_contact_notice(None, tenant_id=tid, contact_ids=contacts(tenant, "dov"))
-        args = [m["args"] for m in queued(redis_db)]
-        assert len(args) == 2 and [tid, first] in args and [tid, None] in args  # one digest, no task each
+        assert notify_new_contacts(tid, contacts(tenant, "g0")) == 1
+        names = [f"s{i}" for i in range(5)]
+        assert notify_new_contacts(tid, contacts(tenant, *names)) == 0
         with tenant_context(tenant):
-            assert set(Contact.objects.filter(notice_due=True).values_list("first_name", flat=True)) == {"bea", "cal", "dov"}
+            Contact.objects.filter(first_name="s4").update(source="eventbrite")
         assert notify_new_contacts(tid, None) == 1
-    assert len(mailoutbox) == 2 and "3 new contacts" in mailoutbox[1].subject
-
-
-@pytest.mark.django_db
-def test_an_opening_announcement_the_broker_refused_is_told_by_the_next_digest(redis_db, mailoutbox):
-    from tests.test_reliability import CLOSED_BROKER
-
-    tenant = tenant_with_owner("refused")
-    tid = str(tenant.pk)
-    with override_settings(NEW_CONTACT_NOTICE_SECONDS=300):
-        with celery_broker(CLOSED_BROKER):
-            queue_new_contact_notice(None, tenant_id=tid, contact_ids=contacts(tenant, "eve"))
-        with tenant_context(tenant):
-            assert list(Contact.objects.filter(notice_due=True).values_list("first_name", flat=True)) == ["eve"]
-        with celery_broker(REDIS_URL):
-            queue_new_contact_notice(None, tenant_id=tid, contact_ids=contacts(tenant, "fay"))
-            assert [m["args"] for m in queued(redis_db)] == [[tid, None]]
-            assert notify_new_contacts(tid, None) == 1
-    assert len(mailoutbox) == 1 and "2 new contacts" in mailoutbox[0].subject
+    with tenant_context(tenant):
+        assert not Contact.objects.filter(notified_at__isnull=True).exists()
+        assert not Contact.objects.filter(notice_due=True).exists()
+    digest = mailoutbox[1]
+    assert "5 new contacts" in digest.subject and all(name in digest.body for name in names)
+    assert "eventbrite" in digest.subject + digest.body and "zoom" in digest.subject + digest.body

@@ -53,13 +53,25 @@ def is_secret_header(name: str, provider_headers: Iterable[str] = ()) -> bool:
     return _is_secret_header(name, tuple(provider_headers))
 
 
-@lru_cache(maxsize=4096)
+#: Header names longer than this are decided each time, not kept: the cache is filled before
+#: verification, so a forger's made-up names must not take much room or push the real ones out.
+CACHED_NAME_LENGTH = 64
+
+
 def _is_secret_header(name: str, provider_headers: tuple[str, ...]) -> bool:
-    """Kept per process: a receiver sees the same few header names again and again (bounded, as a
-    sender may make up names)."""
+    if len(name) > CACHED_NAME_LENGTH:
+        return _decide_secret_header(name, provider_headers)
+    return _cached_secret_header(name, provider_headers)
+
+
+def _decide_secret_header(name: str, provider_headers: tuple[str, ...]) -> bool:
     lower = name.lower()
     return (lower in GENERIC_SECRET_HEADERS or lower in {h.lower() for h in provider_headers}
             or bool(SECRET_NAME.search(name)))
+
+
+#: Kept per process: a receiver sees the same few header names again and again.
+_cached_secret_header = lru_cache(maxsize=1024)(_decide_secret_header)
 
 
 def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = (),

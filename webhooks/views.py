@@ -80,18 +80,21 @@ def client_ip(request) -> str | None:
         address = request.META[header].split(",")[-1].strip()
     else:
         address = request.META.get("REMOTE_ADDR") or ""
-    return _normalized_address(address)
+    # Senders come from few addresses: kept per process, but only what could be an address (the
+    # longest IPv6 text is 45 characters), so a header's junk takes no room in the cache.
+    return _cached_address(address) if len(address) <= 45 else _normalized_address(address)
 
 
-@lru_cache(maxsize=4096)
 def _normalized_address(address: str) -> str | None:
     """The address in its canonical text, or None when it is not one (a misconfigured proxy):
-    stored as unknown, never a 500. Senders come from few addresses: kept per process."""
+    stored as unknown, never a 500."""
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:
         return None
 
+
+_cached_address = lru_cache(maxsize=1024)(_normalized_address)
 
 #: The receiver's URL for the fast path (``engarde/urls.py``, name ``webhook``), tenant first.
 _RECEIVER_PATH = re.compile(r"^/api/webhooks/(?P<first>[^/]+)/(?P<second>[^/]+)/?$")

@@ -835,19 +835,16 @@ def summary(rounds: dict[str, list[dict]], e2e: dict) -> None:
     print()
     print(f"summary (load average at the start {LOAD_BEFORE}; {os.cpu_count()} cores):")
     rows = []
-    minimal_rps = bare_rps = None
-    if rounds.get("minimal"):
-        minimal_rps = median_round(rounds["minimal"])["rps"]
-    if rounds.get("bare"):
-        bare_rps = median_round(rounds["bare"])["rps"]
-    if {"full", "minimal"} <= set(rounds):
-        full, minimal = median_round(rounds["full"]), median_round(rounds["minimal"])
+    minimal = median_round(rounds["minimal"]) if rounds.get("minimal") else None
+    bare = median_round(rounds["bare"]) if rounds.get("bare") else None
+    minimal_rps, bare_rps = minimal and minimal["rps"], bare and bare["rps"]
+    if rounds.get("full") and minimal:
+        full = median_round(rounds["full"])
         rows.append((f"ingest, {WORKERS} gunicorn workers, {CONNECTIONS} connections",
                      f"{full['rps']:.0f} req/s = {full['rps'] / minimal['rps']:.2f}x minimal ({minimal['rps']:.0f}), "
                      f"p99 {full['p99_us'] / 1000:.0f} ms vs {minimal['p99_us'] / 1000:.0f} ms",
                      ">= 0.8x, p99 within 2x the minimal's"))
-        if rounds.get("bare"):
-            bare = median_round(rounds["bare"])
+        if bare:
             rows.append(("  beside the bare WSGI receiver (no Django)",
                          f"{full['rps'] / bare['rps']:.2f}x bare ({bare['rps']:.0f}), p99 {full['p99_us'] / 1000:.0f} ms "
                          f"vs {bare['p99_us'] / 1000:.0f} ms", ""))

@@ -203,9 +203,10 @@ def test_a_cached_delivery_is_stored_by_one_statement_processed_and_counted(post
 
 
 def test_the_statements_parameters_are_bound_apart_and_stored_exactly(poster, stripe):
-    """The store statement binds its parameters server side (the body as binary bytea, the
-    headers as text cast to jsonb): what arrives is what is stored, byte for byte, whatever the
-    text holds: quotes, backslashes, a dollar sign, non-ASCII, something like SQL."""
+    """The store statement binds its parameters server side by default (``DB_SERVER_SIDE_BINDING``:
+    the body as binary bytea, the headers as text cast to jsonb): what arrives is what is stored,
+    byte for byte, whatever the text holds: quotes, backslashes, a dollar sign, non-ASCII,
+    something like SQL."""
     acme = stripe.acme
     poster.warm(acme)
     tricky = "Zoë's \\ \"gala\" $1 €; DROP TABLE webhooks_webhooklog; --" + "x" * 20_000
@@ -217,26 +218,6 @@ def test_the_statements_parameters_are_bound_apart_and_stored_exactly(poster, st
     assert json.loads(bytes(row.body))["data"]["object"]["description"] == tricky
     assert row.headers["X-Note"] == "O'Brien $2 \\ ünïcode"
     assert row.event_type == "payment_intent.succeeded"
-
-
-def test_the_statement_binds_server_side_whatever_the_connections_default(db):
-    """``_bound_cursor`` is Django's ``ServerBindingCursor`` even on a connection that binds client
-    side (``DB_SERVER_SIDE_BINDING=false``): the body travels as binary ``bytea``."""
-    from django.db import connections
-    from django.db.backends.postgresql.base import Cursor as ClientBindingCursor, ServerBindingCursor
-
-    client_side = connections.create_connection("default")
-    client_side.settings_dict = {**client_side.settings_dict,
-                                 "OPTIONS": {**client_side.settings_dict.get("OPTIONS", {}), "server_side_binding": False}}
-    try:
-        with client_side.cursor() as plain:
-            assert isinstance(plain.cursor, ClientBindingCursor)
-        with fastpath._bound_cursor(client_side) as bound:
-            assert isinstance(bound.cursor, ServerBindingCursor)
-            bound.execute("SELECT %s::bytea", [b"\x00\xff'"])
-            assert bytes(bound.fetchone()[0]) == b"\x00\xff'"
-    finally:
-        client_side.close()
 
 
 def test_a_duplicate_is_counted_on_the_first_row_and_processed_once(poster, stripe):

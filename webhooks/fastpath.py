@@ -161,24 +161,6 @@ def receive(entry: Entry, request: WebhookRequest, admit: Callable[[], int | Non
     return None
 
 
-def _bound_cursor(connection):
-    """A Django cursor (execute wrappers, error wrapping, captured in tests as any other) over
-    psycopg's server-side binding, Django's own ``ServerBindingCursor``: the parameters travel
-    beside the statement, the body as binary ``bytea``, instead of being quoted into its text
-    (Django's default client-side binding). Unnamed statements, nothing prepared: safe behind
-    pgbouncer in transaction mode. ``DB_SERVER_SIDE_BINDING`` (on by default) does the same for
-    every query; this statement binds server side either way. About 7 % fewer instructions per
-    delivery in the web process than client-side binding (callgrind, in-process; README, "Issue
-    11's figures in one run")."""
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        cursor = ServerBindingCursor(connection.connection)
-    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
-
-
 def _store(entry: Entry, event_id: str, event_type: str, headers: dict, body: bytes,
            remote_addr: str | None) -> tuple[str, int | None] | None:
     """One statement: (outcome, row id), or None after a database error (the view's to answer)."""
@@ -190,7 +172,7 @@ def _store(entry: Entry, event_id: str, event_type: str, headers: dict, body: by
         if connection.in_atomic_block:
             # Only in tests (a request runs in autocommit): a savepoint, so an error leaves the
             # surrounding transaction usable for the view.
-            with transaction.atomic(), _bound_cursor(connection) as cursor:
+            with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(STORE, params)
                 return cursor.fetchone()
         if connection.connection is not None:
@@ -198,7 +180,7 @@ def _store(entry: Entry, event_id: str, event_type: str, headers: dict, body: by
             # (CONN_HEALTH_CHECKS). This statement is that check: a broken connection raises
             # here, is closed, and the view connects anew (or answers 503).
             connection.health_check_done = True
-        with _bound_cursor(connection) as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(STORE, params)
             return cursor.fetchone()
     except (OperationalError, InterfaceError) as exc:

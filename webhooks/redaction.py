@@ -49,16 +49,13 @@ def redact_bytes(body: bytes, secrets: Iterable[str]) -> bytes:
     return body
 
 
-def is_secret_header(name: str, provider_headers: Iterable[str] = ()) -> bool:
-    return _is_secret_header(name, tuple(provider_headers))
-
-
 #: Header names longer than this are decided each time, not kept: the cache is filled before
 #: verification, so a forger's made-up names must not take much room or push the real ones out.
 CACHED_NAME_LENGTH = 64
 
 
-def _is_secret_header(name: str, provider_headers: tuple[str, ...]) -> bool:
+def is_secret_header(name: str, provider_headers: Iterable[str] = ()) -> bool:
+    provider_headers = tuple(provider_headers)
     if len(name) > CACHED_NAME_LENGTH:
         return _decide_secret_header(name, provider_headers)
     return _cached_secret_header(name, provider_headers)
@@ -80,7 +77,7 @@ def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = (),
     inside the others. ``provider_headers``: the provider's ``secret_headers``."""
     secrets, provider_headers = _usable(secrets), tuple(provider_headers)
     return {
-        name: REDACTED if _is_secret_header(name, provider_headers) else _replaced(str(value), secrets)
+        name: REDACTED if is_secret_header(name, provider_headers) else _replaced(str(value), secrets)
         for name, value in headers.items()
     }
 

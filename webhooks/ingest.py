@@ -21,7 +21,7 @@ from webhooks import ratelimit
 from webhooks.contract import TEST_EVENT_TYPE, Connection, Source, VerificationFailed, WebhookRequest, body_hash
 from webhooks.drain import hand_off
 from webhooks.models import WebhookLog
-from webhooks.redaction import redact_bytes, redact_headers
+from webhooks.redaction import redaction
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ def receive(provider: Source, integration: Connection, request: WebhookRequest,
 def redacted(provider: Source, integration: Connection, request: WebhookRequest) -> tuple[dict, bytes]:
     """What a stored row keeps of the request: headers and body with the tenant's secrets out
     (``webhooks.redaction``). The one place both the view's path and the fast path redact."""
-    secrets = provider.verification_secrets(integration)
-    return redact_headers(request.headers, secrets, provider.secret_headers), redact_bytes(request.body, secrets)
+    plan = redaction(provider.verification_secrets(integration), provider.secret_headers)
+    return plan.headers(request.headers), plan.body(request.body)
 
 
 def store_fetched(source: str, event_id: str, event_type: str, body: bytes) -> int | None:

@@ -44,42 +44,76 @@ def _replaced(text: str, usable: list[str]) -> str:
 def redact_bytes(body: bytes, secrets: Iterable[str]) -> bytes:
     """The body as stored: any of the tenant's secrets in it replaced. Senders such as Eventbrite
     echo the endpoint URL, token included, inside the payload; a stored row must not hold it."""
-    for secret in _usable(secrets):
-        body = body.replace(secret.encode(), REDACTED_BYTES)
-    return body
+    return _plan(tuple(secrets), ()).body(body)
 
 
-#: Header names longer than this are decided each time, not kept: the cache is filled before
-#: verification, so a forger's made-up names must not take much room or push the real ones out.
+#: Header names longer than this are decided each time, not kept, and a plan keeps at most
+#: ``CACHED_NAMES`` of them: a delivery is redacted whether or not it verifies, so a forger's
+#: made-up names must not take much room.
 CACHED_NAME_LENGTH = 64
+CACHED_NAMES = 128
+
+
+class _Plan:
+    """One tenant's secrets and one provider's secret headers, prepared once per process
+    (``_plan``): the secrets longest first and encoded, and what each header name seen so far was
+    decided to be. The receiver redacts every delivery it stores with the same few of these."""
+
+    __slots__ = ("secrets", "secret_bytes", "provider_headers", "names")
+
+    def __init__(self, secrets: tuple[str, ...], provider_headers: tuple[str, ...]):
+        self.secrets = _usable(secrets)
+        self.secret_bytes = [secret.encode() for secret in self.secrets]
+        self.provider_headers = frozenset(h.lower() for h in provider_headers)
+        self.names: dict[str, bool] = {}
+
+    def is_secret(self, name: str) -> bool:
+        decided = self.names.get(name)
+        if decided is None:
+            lower = name.lower()
+            decided = lower in GENERIC_SECRET_HEADERS or lower in self.provider_headers or bool(SECRET_NAME.search(name))
+            if len(name) <= CACHED_NAME_LENGTH and len(self.names) < CACHED_NAMES:
+                self.names[name] = decided  # one key more or less under a race: still bounded
+        return decided
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        secrets, redacted = self.secrets, {}
+        for name, value in headers.items():
+            if self.is_secret(name):
+                redacted[name] = REDACTED
+                continue
+            value = str(value)
+            for secret in secrets:
+                value = value.replace(secret, REDACTED)
+            redacted[name] = value
+        return redacted
+
+    def body(self, body: bytes) -> bytes:
+        for secret in self.secret_bytes:
+            body = body.replace(secret, REDACTED_BYTES)
+        return body
+
+
+def redaction(secrets: Iterable[str], provider_headers: Iterable[str] = ()) -> _Plan:
+    """What ``redact_headers`` and ``redact_bytes`` do, prepared for these secrets and headers:
+    ``.headers(mapping)``, ``.body(bytes)``."""
+    return _plan(tuple(secrets), tuple(provider_headers))
+
+
+@lru_cache(maxsize=256)
+def _plan(secrets: tuple[str, ...], provider_headers: tuple[str, ...]) -> _Plan:
+    return _Plan(secrets, provider_headers)
 
 
 def is_secret_header(name: str, provider_headers: Iterable[str] = ()) -> bool:
-    provider_headers = tuple(provider_headers)
-    if len(name) > CACHED_NAME_LENGTH:
-        return _decide_secret_header(name, provider_headers)
-    return _cached_secret_header(name, provider_headers)
-
-
-def _decide_secret_header(name: str, provider_headers: tuple[str, ...]) -> bool:
-    lower = name.lower()
-    return (lower in GENERIC_SECRET_HEADERS or lower in {h.lower() for h in provider_headers}
-            or bool(SECRET_NAME.search(name)))
-
-
-#: Kept per process: a receiver sees the same few header names again and again.
-_cached_secret_header = lru_cache(maxsize=1024)(_decide_secret_header)
+    return _plan((), tuple(provider_headers)).is_secret(name)
 
 
 def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = (),
                    provider_headers: Iterable[str] = ()) -> dict[str, str]:
     """``headers`` with every secret-bearing one replaced whole and every secret value replaced
     inside the others. ``provider_headers``: the provider's ``secret_headers``."""
-    secrets, provider_headers = _usable(secrets), tuple(provider_headers)
-    return {
-        name: REDACTED if is_secret_header(name, provider_headers) else _replaced(str(value), secrets)
-        for name, value in headers.items()
-    }
+    return _plan(tuple(secrets), tuple(provider_headers)).headers(headers)
 
 
 def known_secrets(integration) -> list[str]:

@@ -19,6 +19,7 @@ import logging
 import re
 import uuid
 from functools import lru_cache, wraps
+from types import MappingProxyType
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -95,6 +96,9 @@ def _normalized_address(address: str) -> str | None:
 
 
 _cached_address = lru_cache(maxsize=1024)(_normalized_address)
+
+#: A delivery's query when its URL has none (read-only, as ``request.GET`` is).
+_NO_QUERY = MappingProxyType({})
 
 #: The receiver's URL for the fast path (``engarde/urls.py``, name ``webhook``), tenant first.
 _RECEIVER_PATH = re.compile(r"^/api/webhooks/(?P<first>[^/]+)/(?P<second>[^/]+)/?$")
@@ -198,7 +202,9 @@ def _receive_fast(request, tenant_key: str, source: str):
     body = request.body
     if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
         return None
-    delivery = WebhookRequest(body=body, headers=request.headers, query=request.GET, remote_addr=client_ip(request))
+    # Most deliveries carry no query string: no QueryDict to build for them.
+    query = request.GET if request.META.get("QUERY_STRING") else _NO_QUERY
+    delivery = WebhookRequest(body=body, headers=request.headers, query=query, remote_addr=client_ip(request))
     outcome = fastpath.receive(entry, delivery, admit=lambda: _admit(request, entry.tenant_id))
     return None if outcome is None else _answer(outcome, entry.tenant_id)
 

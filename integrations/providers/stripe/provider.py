@@ -6,8 +6,9 @@ secret the tenant has in force; the SDK checks the past only, so the future is c
 import time
 from datetime import timedelta
 
-import stripe
 from django.conf import settings
+# Bound once: ``stripe.WebhookSignature`` is a lazy attribute of the package, an import per access.
+from stripe import SignatureVerificationError, WebhookSignature
 
 from integrations.http import get_with_bearer
 from integrations.providers.base import CredentialField, Provider, VerificationFailed, WebhookAuth, hmac_sha256_hex
@@ -68,8 +69,8 @@ class StripeProvider(Provider):
         stale = False
         for secret in secrets:
             try:
-                stripe.WebhookSignature.verify_header(request.body, header, secret, TOLERANCE_SECONDS)
-            except stripe.SignatureVerificationError as exc:
+                WebhookSignature.verify_header(request.body, header, secret, TOLERANCE_SECONDS)
+            except SignatureVerificationError as exc:
                 stale |= "tolerance" in str(exc)
                 continue
             except UnicodeDecodeError:

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import inproc  # noqa: E402
 import pgcount  # noqa: E402
 import sender  # noqa: E402
 
@@ -96,3 +97,18 @@ def test_the_sender_posts_each_delivery_once_and_counts_the_answers(rate):
         server.server_close()
     assert sorted(_Receiver.seen) == sorted(batch)
     assert (result["sent"], result["ok"], result["non2xx"], result["errors"]) == (21, 20, 1, 0)
+
+
+def test_the_in_process_harness_refuses_in_one_line_without_its_state(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(inproc, "STATE", tmp_path / "missing.json")
+    monkeypatch.setattr(inproc.bench, "ROOT", tmp_path)
+    for what in ("cpu", "instructions"):
+        assert inproc.main([what, "--app", "minimal"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "bench/inproc.py prepare" in err and "Traceback" not in err
+
+
+def test_the_in_process_harness_refuses_a_count_below_one(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        inproc.main(["cpu", "-n", "0"])
+    assert exit_.value.code == 2 and "-n must be at least 1" in capsys.readouterr().err

@@ -42,6 +42,7 @@ import run as bench  # noqa: E402  (bench/, run as a script)
 STATE = bench.ROOT / "var" / "bench" / "inproc.json"
 WARMUP = 200
 APPS = ("full", "minimal")
+STATE_KEYS = ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "tenant", "secret")
 
 
 def prepare() -> None:
@@ -60,9 +61,12 @@ def prepare() -> None:
 
 def _load_state() -> dict:
     try:
-        return json.loads(STATE.read_text())
+        state = json.loads(STATE.read_text())
     except (OSError, ValueError):
-        raise bench.BenchError(f"no {STATE.relative_to(bench.ROOT)}: run `python bench/inproc.py prepare` first") from None
+        state = None
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), str) for k in STATE_KEYS):
+        raise bench.BenchError(f"no usable {STATE.relative_to(bench.ROOT)}: run `python bench/inproc.py prepare` first")
+    return state
 
 
 def _application(app: str, state: dict):

@@ -100,12 +100,16 @@ def test_the_sender_posts_each_delivery_once_and_counts_the_answers(rate):
 
 
 def test_the_in_process_harness_refuses_in_one_line_without_its_state(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(inproc, "STATE", tmp_path / "missing.json")
+    state = tmp_path / "inproc.json"
+    monkeypatch.setattr(inproc, "STATE", state)
     monkeypatch.setattr(inproc.bench, "ROOT", tmp_path)
-    for what in ("cpu", "instructions"):
-        assert inproc.main([what, "--app", "minimal"]) == 1
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "bench/inproc.py prepare" in err and "Traceback" not in err
+    for content in (None, "not json", "{}", "[]", '{"SECRET_KEY": "k", "FIELD_ENCRYPTION_KEYS": "f", "tenant": "t"}'):
+        if content is not None:
+            state.write_text(content)
+        for what in ("cpu", "instructions"):
+            assert inproc.main([what, "--app", "minimal"]) == 1, content
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "bench/inproc.py prepare" in err and "Traceback" not in err
 
 
 def test_the_in_process_harness_refuses_a_count_below_one(capsys):

@@ -155,6 +155,15 @@ def test_a_page_drops_nul_from_its_query_and_still_answers(world, client, path):
     assert client.get(path).status_code == 200
 
 
+@pytest.mark.parametrize("query", ["?status=%2BAAA-", "?status=+AAA-", "?%2BAAA-=received"])
+def test_a_nul_that_only_the_senders_charset_makes_is_a_400_too(world, client, query):
+    # UTF-7 decodes "+AAA-" to U+0000: the raw query holds no "%00" and no NUL, the parsed one does.
+    response = client.get(f"/api/v1/webhook-events/{query}", CONTENT_TYPE="text/plain; charset=utf-7",
+                          **bearer(world.alice))
+    assert response.status_code == 400, (query, response.status_code)
+    assert response.json() == {"status": "bad_request", "reason": "a NUL character in the query"}
+
+
 def test_a_page_with_nul_in_its_path_is_a_400(world, client):
     client.force_login(world.alice)
     assert client.get("/setup/stripe%00/").status_code == 400

@@ -102,6 +102,9 @@ def redaction(secrets: Iterable[str], provider_headers: Iterable[str] = ()) -> _
 
 @lru_cache(maxsize=256)
 def _plan(secrets: tuple[str, ...], provider_headers: tuple[str, ...]) -> _Plan:
+    """Plans hold the secrets they were made for, in this process's memory only (as the fast
+    path's cache holds its integrations): a rotated-away secret stays until newer plans push its
+    plan out. Nothing here is ever written, logged or answered."""
     return _Plan(secrets, provider_headers)
 
 

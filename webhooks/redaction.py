@@ -32,13 +32,7 @@ def _usable(secrets: Iterable[str]) -> list[str]:
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    return _replaced(text, _usable(secrets))
-
-
-def _replaced(text: str, usable: list[str]) -> str:
-    for secret in usable:
-        text = text.replace(secret, REDACTED)
-    return text
+    return _plan(tuple(secrets), ()).text(text)
 
 
 def redact_bytes(body: bytes, secrets: Iterable[str]) -> bytes:
@@ -77,16 +71,12 @@ class _Plan:
         return decided
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        secrets, redacted = self.secrets, {}
-        for name, value in headers.items():
-            if self.is_secret(name):
-                redacted[name] = REDACTED
-                continue
-            value = str(value)
-            for secret in secrets:
-                value = value.replace(secret, REDACTED)
-            redacted[name] = value
-        return redacted
+        return {name: REDACTED if self.is_secret(name) else self.text(str(value)) for name, value in headers.items()}
+
+    def text(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
 
     def body(self, body: bytes) -> bytes:
         for secret in self.secret_bytes:
@@ -95,8 +85,8 @@ class _Plan:
 
 
 def redaction(secrets: Iterable[str], provider_headers: Iterable[str] = ()) -> _Plan:
-    """What ``redact_headers`` and ``redact_bytes`` do, prepared for these secrets and headers:
-    ``.headers(mapping)``, ``.body(bytes)``."""
+    """What ``redact_headers``, ``redact_text`` and ``redact_bytes`` do, prepared for these secrets
+    and headers: ``.headers(mapping)``, ``.text(str)``, ``.body(bytes)``."""
     return _plan(tuple(secrets), tuple(provider_headers))
 
 

@@ -46,11 +46,7 @@ STATE_KEYS = ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "tenant", "secret")
 
 
 def prepare() -> None:
-    from cryptography.fernet import Fernet
-    import hashlib
-
-    bench.KEYS["SECRET_KEY"] = hashlib.sha256(os.urandom(32)).hexdigest()
-    bench.KEYS["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+    bench.generate_keys()
     bench.HISTORY = 0
     tenant = bench.prepare_database()
     STATE.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +73,7 @@ def _application(app: str, state: dict):
         sys.path.insert(0, str(bench.ROOT))
         from engarde.wsgi import application
     else:
-        os.environ.update({**bench.app_env(), "MINIMAL_DATABASE_URL": bench.RUNTIME_URL,
-                           "MINIMAL_SIGNING_SECRET": bench.SIGNING_SECRET})
+        os.environ.update(bench.yardstick_env())
         from minimal_django import application
     return application
 
@@ -132,8 +127,10 @@ def _collected(app: str, count: int) -> int:
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
     found = re.search(r"Collected\s*:\s*(\d+)", result.stderr)
     if result.returncode or not found:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise bench.BenchError(f"callgrind run of {app} failed: {last}")
+        lines = result.stderr.strip().splitlines() or ["no output"]
+        # The child's own refusal when it gave one (valgrind's summary follows it), else the last line.
+        reason = next((line for line in lines if line.startswith("bench/inproc.py: ")), lines[-1])
+        raise bench.BenchError(f"callgrind run of {app} failed: {reason.removeprefix('bench/inproc.py: ')}")
     return int(found.group(1))
 
 
@@ -159,10 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.loopback_only(url)
         if args.what != "prepare":
             _load_state()  # before anything is asked of PostgreSQL: the first thing to fix
-        try:
-            bench.owner_sql("SELECT 1", database="postgres")
-        except Exception as exc:
-            raise bench.BenchError(f"PostgreSQL is not reachable as the owner ({exc.__class__.__name__}); see BENCH_OWNER_URL") from None
+        bench.require_owner()
         if args.what == "prepare":
             prepare()
         elif args.what == "cpu":

@@ -6,7 +6,8 @@ The view does what ``minimal_receiver`` does and nothing else: check the ``Strip
 (HMAC-SHA256 over ``"<t>.<body>"``, constant time, any ``v1`` may match, 300 s tolerance: the same
 ``verified``), parse the JSON, store the raw event before answering (``INSERT ... ON CONFLICT
 (event_id) DO NOTHING`` through Django's connection, kept for ``CONN_MAX_AGE`` and binding its
-parameters server side like the full app's), answer 200. Django is configured here, in code: no installed apps, no middleware, one URL.
+parameters server side like the full app's), answer 200. Django is configured here, in code: no
+installed apps, no middleware, one URL.
 
 Environment: ``MINIMAL_DATABASE_URL`` (a ``postgres://`` URL), ``MINIMAL_SIGNING_SECRET``. Served
 as ``minimal_django:application`` from this folder (``--chdir bench``), as ``make bench`` does.

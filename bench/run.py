@@ -194,6 +194,26 @@ def app_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def yardstick_env() -> dict[str, str]:
+    """The environment of ``minimal_django`` and ``minimal_receiver``: the same database and secret."""
+    return {**app_env(), "MINIMAL_DATABASE_URL": RUNTIME_URL, "MINIMAL_SIGNING_SECRET": SIGNING_SECRET}
+
+
+def generate_keys() -> None:
+    """This run's ``SECRET_KEY`` and ``FIELD_ENCRYPTION_KEYS`` (``KEYS``), never anyone's real ones."""
+    from cryptography.fernet import Fernet
+
+    KEYS["SECRET_KEY"] = hashlib.sha256(os.urandom(32)).hexdigest()
+    KEYS["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+
+
+def require_owner() -> None:
+    try:
+        owner_sql("SELECT 1", database="postgres")
+    except Exception as exc:
+        raise BenchError(f"PostgreSQL is not reachable as the owner ({exc.__class__.__name__}); see BENCH_OWNER_URL") from None
+
+
 def manage(*args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
         [PY, "manage.py", *args], cwd=ROOT, env=app_env(MIGRATE_DATABASE_URL=OWNER_URL), input=stdin,
@@ -896,20 +916,14 @@ def main() -> int:
         loopback_only(url)
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (make bench installs it: apt-get install -y wrk)")
-    try:
-        owner_sql("SELECT 1", database="postgres")
-    except Exception as exc:
-        raise BenchError(f"PostgreSQL is not reachable as the owner ({exc.__class__.__name__}); see BENCH_OWNER_URL") from None
+    require_owner()
     try:
         import redis
 
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except Exception as exc:
         raise BenchError(f"Redis is not reachable at {REDIS_URL} ({exc.__class__.__name__})") from None
-    from cryptography.fernet import Fernet
-
-    KEYS["SECRET_KEY"] = hashlib.sha256(os.urandom(32)).hexdigest()
-    KEYS["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+    generate_keys()
     signal.signal(signal.SIGALRM, _timeout)
     signal.alarm(TIME_LIMIT)
     global LOAD_BEFORE
@@ -923,7 +937,7 @@ def main() -> int:
             flush_redis()
             tenant_id = prepare_database()
             say(f"tenant bench = {tenant_id}, Stripe connected; Redis {REDIS_URL.rsplit('/', 1)[-1]} as the broker, no consumer")
-            minimal_env = {**app_env(), "MINIMAL_DATABASE_URL": RUNTIME_URL, "MINIMAL_SIGNING_SECRET": SIGNING_SECRET}
+            minimal_env = yardstick_env()
             plan = {
                 "minimal": (["--chdir", str(ROOT / "bench"), "minimal_django:application"], minimal_env),
                 "bare": (["--chdir", str(ROOT / "bench"), "minimal_receiver:application"], minimal_env),
